@@ -1,0 +1,145 @@
+"""The FastAPI application factory and the process lifecycle (migrations, DBOS launch)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from clinscribe import __version__
+from clinscribe.config import Settings, get_settings
+from clinscribe.consultations.endpoints import router as consultations_router
+from clinscribe.db import migrate
+from clinscribe.errors import ClinscribeError
+from clinscribe.logging import configure_logging
+from clinscribe.pipeline import engine
+from clinscribe.pipeline.runtime import Runtime, set_runtime
+
+log = structlog.get_logger("clinscribe.app")
+
+
+@asynccontextmanager
+async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIterator[Runtime]:
+    """Everything a process needs to serve or process consultations, torn down in reverse."""
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.auto_migrate:
+        await asyncio.to_thread(migrate.upgrade, settings.app_database_url)
+    runtime = Runtime.create(settings)
+    set_runtime(runtime)
+    engine.configure(settings)
+    reconciler: asyncio.Task[None] | None = None
+    try:
+        if run_worker:
+            await engine.launch(settings)
+            reconciler = asyncio.create_task(engine.reconcile_forever(runtime))
+            log.info(
+                "worker started",
+                application_version=settings.application_version,
+                stt_provider=settings.stt_provider,
+                note_provider=settings.note_provider,
+            )
+        yield runtime
+    finally:
+        if reconciler is not None:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
+        await asyncio.to_thread(engine.shutdown)
+        await runtime.aclose()
+        set_runtime(None)
+
+
+def _error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+    return "The request is not valid. " + "; ".join(parts) + "."
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_format)
+        async with worker_lifecycle(settings, run_worker=run_worker) as runtime:
+            app.state.runtime = runtime
+            app.state.worker = run_worker
+            yield
+
+    app = FastAPI(
+        title="clinscribe",
+        version=__version__,
+        summary="Consultation audio -> transcript -> clinical note, durably.",
+        lifespan=lifespan,
+    )
+    app.include_router(consultations_router)
+
+    @app.exception_handler(ClinscribeError)
+    async def _clinscribe_error(_request: Request, exc: ClinscribeError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.error("request failed", error_code=exc.code)
+        return _error_response(exc.status_code, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error_response(422, "invalid_request", _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", error_type=type(exc).__name__)
+        return _error_response(
+            500,
+            "internal_error",
+            "Something went wrong on the server. Try again; if it persists, "
+            "ask your administrator to check the logs.",
+        )
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> JSONResponse:
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        try:
+            async with runtime.db.session() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:
+            checks["database"] = "unreachable"
+        if checks["database"] == "ok":
+            pending = await asyncio.to_thread(migrate.pending_revisions, settings.app_database_url)
+            checks["migrations"] = "ok" if not pending else f"{len(pending)} pending"
+        checks["workflow_engine"] = "ok" if request.app.state.worker else "not in this process"
+        ready = all(v == "ok" or v == "not in this process" for v in checks.values())
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"status": "ready" if ready else "not_ready", **checks},
+        )
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def metrics_endpoint() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,198 @@
+"""The `clinscribe` command line. Each command is a thin wrapper over the library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clinscribe.config import Settings, get_settings
+from clinscribe.errors import ClinscribeError
+
+app = typer.Typer(
+    help="clinscribe: consultation audio -> transcript -> clinical note.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _fail(error: ClinscribeError) -> None:
+    typer.echo(f"error: {error.message}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: CLINSCRIBE_HOST (127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: CLINSCRIBE_PORT (8000)")] = None,
+) -> None:
+    """Run the API and web app with an in-process worker."""
+    import uvicorn
+
+    from clinscribe.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings, run_worker=True),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Process consultations only (no HTTP). Use with Postgres when scaling out.
+
+    With the default SQLite databases run `clinscribe serve` alone: it already includes a
+    worker, and two processes on one SQLite file would duplicate work.
+    """
+    from clinscribe.app import worker_lifecycle
+    from clinscribe.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with worker_lifecycle(settings, run_worker=True):
+            await stop.wait()
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (the app database; DBOS migrates its own on start)."""
+    from clinscribe.db.migrate import upgrade
+
+    settings = get_settings()
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.app_database_url)
+    typer.echo("database is up to date")
+
+
+def _transcribe_file(
+    settings: Settings, path: Path, language: str
+) -> list[tuple[float, float, str]]:
+    from clinscribe.pipeline.audio import convert_to_wav, inspect_audio
+    from clinscribe.providers.registry import build_speech_to_text, check_language
+
+    language = check_language(settings, language)
+    inspect_audio(path, max_duration_s=settings.max_audio_minutes * 60)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "audio.wav"
+        convert_to_wav(path, wav)
+        stt = build_speech_to_text(settings)
+
+        async def run() -> list[tuple[float, float, str]]:
+            try:
+                result = await stt.transcribe(wav, language=language)
+            finally:
+                await stt.aclose()
+            return [(s.start, s.end, s.text) for s in result.segments]
+
+        return asyncio.run(run())
+
+
+@app.command()
+def transcribe(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    language: Annotated[str | None, typer.Option(help="ISO 639-1 code, e.g. en, hi, ta")] = None,
+) -> None:
+    """Transcribe an audio file with the configured provider and print the utterances."""
+    settings = get_settings()
+    try:
+        segments = _transcribe_file(settings, file, language or settings.default_language)
+    except ClinscribeError as error:
+        _fail(error)
+    for start, end, text in segments:
+        typer.echo(f"[{start:7.2f} - {end:7.2f}] {text}")
+
+
+_SPEAKER_PREFIX = re.compile(r"^\s*(\[(doctor|patient)\]|(D|P|Doctor|Patient)\s*:)\s*", re.I)
+
+
+def _utterances_from_text(text: str) -> list[tuple[str, str]]:
+    lines = []
+    for raw in text.splitlines():
+        if not raw.strip():
+            continue
+        match = _SPEAKER_PREFIX.match(raw)
+        speaker = "unknown"
+        if match:
+            tag = match.group(0).strip("[]: \t").lower()
+            speaker = "doctor" if tag.startswith("d") else "patient"
+            raw = raw[match.end() :]
+        lines.append((speaker, raw.strip()))
+    return lines
+
+
+@app.command()
+def note(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    language: Annotated[str | None, typer.Option(help="for audio input")] = None,
+    template: Annotated[str, typer.Option(help="soap or apso")] = "soap",
+    as_json: Annotated[bool, typer.Option("--json", help="print the note as JSON")] = False,
+) -> None:
+    """Write a note from an audio file or a text transcript (one utterance per line;
+    optional `[doctor]`/`[patient]` or `D:`/`P:` prefixes) and print it."""
+    from clinscribe.notes.evidence import verify_note
+    from clinscribe.notes.model import Utterance
+    from clinscribe.notes.templates import get_template
+    from clinscribe.providers.registry import build_note_writer
+
+    settings = get_settings()
+    try:
+        if file.suffix.lower() in {".txt", ".md"}:
+            pairs = _utterances_from_text(file.read_text(encoding="utf-8"))
+            utterances = [
+                Utterance(id=f"u{i}", start=0.0, end=0.0, speaker=s, text=t)  # type: ignore[arg-type]
+                for i, (s, t) in enumerate(pairs, start=1)
+            ]
+        else:
+            segments = _transcribe_file(settings, file, language or settings.default_language)
+            utterances = [
+                Utterance(id=f"u{i}", start=a, end=b, speaker="unknown", text=t)
+                for i, (a, b, t) in enumerate(segments, start=1)
+            ]
+        writer = build_note_writer(settings)
+        draft = verify_note(
+            asyncio.run(writer.write(utterances, get_template(template))), utterances
+        )
+    except ClinscribeError as error:
+        _fail(error)
+    if as_json:
+        from dataclasses import asdict
+
+        typer.echo(json.dumps(asdict(draft), indent=2, ensure_ascii=False))
+        return
+    for section in draft.sections:
+        typer.echo(f"## {section.title}")
+        if not section.sentences:
+            typer.echo("(nothing found in the transcript)")
+        for sentence in section.sentences:
+            flags = f"  [{', '.join(sentence.flags)}]" if sentence.flags else ""
+            typer.echo(f"- {sentence.text}  ({', '.join(sentence.evidence)}){flags}")
+        typer.echo("")
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="clinscribe")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

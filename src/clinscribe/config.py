@@ -1,0 +1,157 @@
+"""All configuration in one place: environment variables with the prefix ``CLINSCRIBE_``.
+
+Nested provider settings use ``__`` (``CLINSCRIBE_OPENAI_STT__API_KEY``). Every variable is
+documented in ``.env.example``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SttProviderName = Literal["local", "reverie", "sarvam", "openai"]
+NoteProviderName = Literal["extractive", "llm"]
+
+GROQ_BASE_URL = "https://api.groq.com/openai/v1"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocalSttSettings(_Section):
+    model: str = Field(
+        "base", description="`base` (multilingual), `tiny.en`, or a CTranslate2 model directory"
+    )
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = Field(5, ge=1, le=10)
+    cpu_threads: int = Field(0, ge=0, description="0 lets CTranslate2 choose")
+
+
+class OpenAISttSettings(_Section):
+    base_url: str = GROQ_BASE_URL
+    api_key: SecretStr | None = None
+    model: str = "whisper-large-v3"
+    max_file_mb: float = Field(25.0, gt=0)
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class LlmSettings(_Section):
+    base_url: str = GROQ_BASE_URL
+    api_key: SecretStr | None = None
+    model: str = "llama-3.3-70b-versatile"
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class ReverieSettings(_Section):
+    api_key: SecretStr | None = None
+    app_id: str | None = None
+    base_url: str = "https://revapi.reverieinc.com"
+    domain: str = "generic"
+
+
+class SarvamSettings(_Section):
+    api_key: SecretStr | None = None
+    base_url: str = "https://api.sarvam.ai"
+    model: str = "saaras:v3"
+    mode: str = "transcribe"
+
+
+class RetrySettings(_Section):
+    """How provider calls are retried inside one pipeline step."""
+
+    max_attempts: int = Field(6, ge=1, le=20)
+    base_delay_s: float = Field(1.0, ge=0)
+    max_delay_s: float = Field(60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLINSCRIBE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    system_database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    auto_migrate: bool = Field(True, description="apply database migrations when a process starts")
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+
+    default_language: str = "en"
+    default_template: str = "soap"
+    max_upload_mb: float = Field(500.0, gt=0)
+    max_audio_minutes: float = Field(120.0, gt=0)
+
+    stt_provider: SttProviderName = "local"
+    note_provider: NoteProviderName = "extractive"
+    local_stt: LocalSttSettings = LocalSttSettings()
+    openai_stt: OpenAISttSettings = OpenAISttSettings()
+    llm: LlmSettings = LlmSettings()
+    reverie: ReverieSettings = ReverieSettings()
+    sarvam: SarvamSettings = SarvamSettings()
+    retry: RetrySettings = RetrySettings()
+
+    # Workflow engine
+    application_version: str = Field(
+        "clinscribe-1",
+        description="DBOS application version; bump only with a workflow change that is "
+        "incompatible with in-flight consultations",
+    )
+    executor_id: str | None = None
+    worker_concurrency: int = Field(2, ge=1, le=64)
+    events_poll_interval_s: float = Field(0.2, gt=0, le=5)
+    encryption_key: SecretStr | None = None
+
+    @field_validator("default_language")
+    @classmethod
+    def _lowercase_language(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.resolved_data_dir / "audio"
+
+    @property
+    def upload_tmp_dir(self) -> Path:
+        return self.resolved_data_dir / "uploads"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.resolved_data_dir / "models"
+
+    @property
+    def app_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'clinscribe.sqlite3'}"
+
+    @property
+    def dbos_database_url(self) -> str:
+        if self.system_database_url:
+            return self.system_database_url
+        return f"sqlite:///{self.resolved_data_dir / 'workflows.sqlite3'}"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

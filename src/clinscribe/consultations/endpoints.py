@@ -1,0 +1,245 @@
+"""HTTP endpoints for consultations (/api/consultations). Thin: parse, call the service, shape."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clinscribe import metrics
+from clinscribe.consultations import repository, service
+from clinscribe.consultations.schemas import (
+    ConsultationOut,
+    ConsultationPage,
+    NoteIn,
+    NoteOut,
+    RegenerateIn,
+    SignIn,
+    TranscriptOut,
+)
+from clinscribe.errors import BadRequest, ClinscribeError, NotFound
+from clinscribe.models import ConsultationStatus
+from clinscribe.pipeline import engine
+from clinscribe.pipeline.events import status_events
+from clinscribe.pipeline.runtime import Runtime
+
+log = structlog.get_logger("clinscribe.api")
+router = APIRouter(prefix="/api/consultations", tags=["consultations"])
+
+_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"description": "No consultation with this id"},
+}
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_runtime(request).db.session() as session:
+        yield session
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def _encode_cursor(row: ConsultationOut) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, last_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
+        return datetime.fromisoformat(created), last_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest(
+            "The cursor is not valid; use the next_cursor of the previous page.",
+            code="bad_cursor",
+        ) from None
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=ConsultationOut,
+    summary="Upload a consultation recording",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["audio"],
+                        "properties": {
+                            "audio": {"type": "string", "format": "binary"},
+                            "language": {"type": "string", "example": "en"},
+                            "template": {"type": "string", "example": "soap"},
+                            "patient_ref": {"type": "string", "maxLength": 128},
+                            "title": {"type": "string", "maxLength": 200},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_consultation(request: Request, runtime: RuntimeDep) -> ConsultationOut:
+    """Stream the recording to storage, check it decodes, queue processing. Answers 202."""
+    accepted = await service.receive_upload(
+        runtime,
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        request.stream(),
+    )
+    try:
+        async with runtime.db.session() as session:
+            consultation = await service.create_consultation(session, runtime, accepted)
+            out = ConsultationOut.of(consultation)
+    except BaseException:
+        accepted.upload.discard()
+        raise
+    try:
+        await engine.enqueue(consultation.id)
+    except Exception as error:
+        # Without a workflow the consultation would sit "queued" forever: undo the upload.
+        log.error(
+            "enqueue failed", consultation_id=consultation.id, error_type=type(error).__name__
+        )
+        async with runtime.db.session() as session:
+            await repository.delete_consultation(session, consultation.id)
+        runtime.audio.delete(consultation.id)
+        raise ClinscribeError(
+            "The processing queue is unavailable; the upload was not kept. Try again shortly."
+        ) from error
+    metrics.CONSULTATIONS_ACCEPTED.inc()
+    log.info(
+        "consultation accepted",
+        consultation_id=out.id,
+        bytes=accepted.upload.audio_bytes,
+        audio_s=accepted.info.duration_s,
+        language=out.language,
+    )
+    return out
+
+
+@router.get("", response_model=ConsultationPage, summary="List consultations, newest first")
+async def list_consultations(
+    session: SessionDep,
+    status: Annotated[ConsultationStatus | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ConsultationPage:
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await repository.list_consultations(
+        session, status=status.value if status else None, before=before, limit=limit + 1
+    )
+    items = [ConsultationOut.of(row) for row in rows[:limit]]
+    next_cursor = _encode_cursor(items[-1]) if len(rows) > limit and items else None
+    return ConsultationPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{consultation_id}", response_model=ConsultationOut, responses=_ERROR_RESPONSES)
+async def get_consultation(consultation_id: str, session: SessionDep) -> ConsultationOut:
+    return ConsultationOut.of(await service.get_consultation(session, consultation_id))
+
+
+@router.get(
+    "/{consultation_id}/events",
+    summary="Server-Sent Events: `event: status` at every change, closes when terminal",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **_ERROR_RESPONSES},
+)
+async def consultation_events(
+    consultation_id: str, request: Request, runtime: RuntimeDep
+) -> StreamingResponse:
+    async with runtime.db.session() as session:
+        await service.get_consultation(session, consultation_id)
+    return StreamingResponse(
+        status_events(runtime, consultation_id, request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/{consultation_id}/transcript", response_model=TranscriptOut, responses=_ERROR_RESPONSES
+)
+async def get_transcript(consultation_id: str, session: SessionDep) -> TranscriptOut:
+    await service.get_consultation(session, consultation_id)
+    transcript = await repository.get_transcript(session, consultation_id)
+    if transcript is None:
+        raise NotFound("The transcript is not ready yet.", code="transcript_not_found")
+    return TranscriptOut.of(transcript)
+
+
+@router.get("/{consultation_id}/note", response_model=NoteOut, responses=_ERROR_RESPONSES)
+async def get_note(
+    consultation_id: str,
+    session: SessionDep,
+    version: Annotated[int | None, Query(ge=1, le=100000)] = None,
+) -> NoteOut:
+    return NoteOut.of(await service.get_note(session, consultation_id, version))
+
+
+@router.put("/{consultation_id}/note", response_model=NoteOut, responses=_ERROR_RESPONSES)
+async def put_note(consultation_id: str, body: NoteIn, session: SessionDep) -> NoteOut:
+    """Save an edited draft as a new version; sentences are re-verified against the evidence."""
+    return NoteOut.of(await service.save_edited_note(session, consultation_id, body))
+
+
+@router.post("/{consultation_id}/note/sign", response_model=NoteOut, responses=_ERROR_RESPONSES)
+async def sign_note(consultation_id: str, body: SignIn, session: SessionDep) -> NoteOut:
+    return NoteOut.of(
+        await service.sign_note(session, consultation_id, body.signed_by, body.version)
+    )
+
+
+@router.post(
+    "/{consultation_id}/note/regenerate", response_model=NoteOut, responses=_ERROR_RESPONSES
+)
+async def regenerate_note(
+    consultation_id: str, body: RegenerateIn, session: SessionDep, runtime: RuntimeDep
+) -> NoteOut:
+    return NoteOut.of(
+        await service.regenerate_note(session, runtime, consultation_id, body.template)
+    )
+
+
+@router.post(
+    "/{consultation_id}/retry",
+    status_code=202,
+    response_model=ConsultationOut,
+    responses=_ERROR_RESPONSES,
+)
+async def retry_consultation(consultation_id: str, runtime: RuntimeDep) -> ConsultationOut:
+    """Resume a failed consultation from its first unfinished step."""
+    async with runtime.db.session() as session:
+        await service.get_consultation(session, consultation_id)
+    await engine.retry(runtime, consultation_id)
+    async with runtime.db.session() as session:
+        return ConsultationOut.of(await service.get_consultation(session, consultation_id))
+
+
+@router.delete("/{consultation_id}", status_code=204, responses=_ERROR_RESPONSES)
+async def delete_consultation(consultation_id: str, runtime: RuntimeDep) -> Response:
+    """Delete the audio, transcript and all note versions. Running processing is cancelled."""
+    async with runtime.db.session() as session:
+        await service.get_consultation(session, consultation_id)
+    await engine.cancel(consultation_id)
+    async with runtime.db.session() as session:
+        await repository.delete_consultation(session, consultation_id)
+    runtime.audio.delete(consultation_id)
+    log.info("consultation deleted", consultation_id=consultation_id)
+    return Response(status_code=204)

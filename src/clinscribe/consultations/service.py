@@ -1,0 +1,189 @@
+"""Consultation use cases. Services take an open session and never commit it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clinscribe import metrics
+from clinscribe.consultations import repository
+from clinscribe.consultations.schemas import NoteIn
+from clinscribe.consultations.upload import ParsedUpload, read_audio_upload
+from clinscribe.errors import BadRequest, ClinscribeError, Conflict, NotFound
+from clinscribe.models import Consultation, ConsultationStatus, Note
+from clinscribe.notes.evidence import verify_note
+from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence
+from clinscribe.notes.templates import get_template
+from clinscribe.pipeline.audio import AudioInfo, inspect_audio
+from clinscribe.pipeline.runtime import Runtime
+from clinscribe.providers.registry import check_language
+
+log = structlog.get_logger("clinscribe.consultations")
+
+_MAX_TEXT_FIELD = {"patient_ref": 128, "title": 200}
+
+
+@dataclass
+class AcceptedUpload:
+    upload: ParsedUpload
+    info: AudioInfo
+    language: str
+    template: str
+    patient_ref: str | None
+    title: str | None
+
+
+async def receive_upload(
+    runtime: Runtime,
+    content_type: str | None,
+    content_length: str | None,
+    body: AsyncIterator[bytes],
+) -> AcceptedUpload:
+    """Stream the upload to disk, then prove it is usable. Leaves no file behind on error."""
+    settings = runtime.settings
+    upload = await read_audio_upload(
+        content_type,
+        content_length,
+        body,
+        upload_dir=settings.upload_tmp_dir,
+        max_bytes=settings.max_upload_bytes,
+    )
+    try:
+        if upload.audio_path is None:
+            raise BadRequest(
+                "No recording found: send the audio file in a multipart field named 'audio'.",
+                code="missing_audio",
+            )
+        fields = upload.fields
+        language = check_language(settings, fields.get("language") or settings.default_language)
+        template = get_template(fields.get("template") or settings.default_template).key
+        for name, limit in _MAX_TEXT_FIELD.items():
+            if len(fields.get(name) or "") > limit:
+                raise BadRequest(f"'{name}' is longer than {limit} characters.", code="too_long")
+        info = await asyncio.to_thread(
+            inspect_audio, upload.audio_path, max_duration_s=settings.max_audio_minutes * 60
+        )
+    except BaseException as error:
+        upload.discard()
+        if isinstance(error, ClinscribeError):
+            metrics.UPLOADS_REJECTED.labels(error.code).inc()
+            log.info("upload rejected", error_code=error.code, bytes=upload.audio_bytes)
+        raise
+    return AcceptedUpload(
+        upload=upload,
+        info=info,
+        language=language,
+        template=template,
+        patient_ref=fields.get("patient_ref") or None,
+        title=fields.get("title") or None,
+    )
+
+
+async def create_consultation(
+    session: AsyncSession, runtime: Runtime, accepted: AcceptedUpload
+) -> Consultation:
+    """Insert the consultation row and move the audio into place (caller commits)."""
+    consultation = Consultation(
+        id=uuid.uuid4().hex,
+        status=ConsultationStatus.QUEUED,
+        stage=None,
+        language=accepted.language,
+        template=accepted.template,
+        patient_ref=accepted.patient_ref,
+        title=accepted.title,
+        original_filename=accepted.upload.filename,
+        audio_format=f"{accepted.info.format_name}/{accepted.info.codec}"[:64],
+        audio_bytes=accepted.upload.audio_bytes,
+        duration_s=accepted.info.duration_s,
+        stt_provider=runtime.settings.stt_provider,
+    )
+    await repository.add_consultation(session, consultation)
+    assert accepted.upload.audio_path is not None
+    runtime.audio.adopt_upload(consultation.id, accepted.upload.audio_path)
+    return consultation
+
+
+async def get_consultation(session: AsyncSession, consultation_id: str) -> Consultation:
+    consultation = await repository.get_consultation(session, consultation_id)
+    if consultation is None:
+        raise NotFound("No consultation with this id.", code="consultation_not_found")
+    return consultation
+
+
+async def get_note(session: AsyncSession, consultation_id: str, version: int | None) -> Note:
+    await get_consultation(session, consultation_id)
+    note = await repository.get_note(session, consultation_id, version)
+    if note is None:
+        raise NotFound(
+            "This consultation has no note yet (or no such version). Wait for processing to "
+            "complete.",
+            code="note_not_found",
+        )
+    return note
+
+
+async def save_edited_note(session: AsyncSession, consultation_id: str, body: NoteIn) -> Note:
+    """Store an edited draft as a new version, re-verified against the transcript."""
+    latest = await get_note(session, consultation_id, None)
+    transcript = await repository.get_transcript(session, consultation_id)
+    if transcript is None:
+        raise Conflict("The consultation has no transcript yet.", code="transcript_not_ready")
+    utterances = repository.utterances_of(transcript)
+    draft = NoteDraft(
+        template=latest.template,
+        writer="clinician",
+        sections=[
+            NoteSection(
+                key=section.key,
+                title=section.title,
+                sentences=[
+                    NoteSentence(text=s.text, evidence=list(s.evidence)) for s in section.sentences
+                ],
+            )
+            for section in body.sections
+        ],
+        omissions=list(latest.omissions),
+        codes=list(latest.codes),
+    )
+    return await repository.add_note(session, consultation_id, verify_note(draft, utterances))
+
+
+async def sign_note(
+    session: AsyncSession, consultation_id: str, signer: str, version: int | None
+) -> Note:
+    latest = await get_note(session, consultation_id, None)
+    if version is not None and version != latest.version:
+        raise Conflict(
+            f"Version {version} is not the latest (v{latest.version}). Review the latest "
+            "version before signing.",
+            code="stale_version",
+        )
+    if latest.status == "signed":
+        raise Conflict(
+            "This note version is already signed; amend it to make changes.", code="already_signed"
+        )
+    await repository.sign_note(session, latest, signer)
+    return latest
+
+
+async def regenerate_note(
+    session: AsyncSession, runtime: Runtime, consultation_id: str, template_key: str
+) -> Note:
+    """A new note version from the stored transcript, without transcribing again."""
+    consultation = await get_consultation(session, consultation_id)
+    if consultation.status != ConsultationStatus.COMPLETED:
+        raise Conflict(
+            "Wait until processing has completed, then regenerate.", code="not_completed"
+        )
+    template = get_template(template_key)
+    transcript = await repository.get_transcript(session, consultation_id)
+    if transcript is None:
+        raise Conflict("The consultation has no transcript yet.", code="transcript_not_ready")
+    utterances = repository.utterances_of(transcript)
+    draft = await runtime.note_writer.write(utterances, template)
+    return await repository.add_note(session, consultation_id, verify_note(draft, utterances))

@@ -1,0 +1,62 @@
+"""A consultation: one recorded doctor-patient encounter and where its processing stands."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clinscribe.db.base import Base, UtcDateTime, utcnow
+
+
+class ConsultationStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset(
+    {ConsultationStatus.COMPLETED, ConsultationStatus.FAILED, ConsultationStatus.CANCELLED}
+)
+
+
+class Stage(StrEnum):
+    """Pipeline stages in the order they run."""
+
+    PREPARING_AUDIO = "preparing_audio"
+    TRANSCRIBING = "transcribing"
+    WRITING_NOTE = "writing_note"
+    VERIFYING_NOTE = "verifying_note"
+    FINALIZING = "finalizing"
+
+
+class Consultation(Base):
+    __tablename__ = "consultations"
+    __table_args__ = (Index("ix_consultations_created_at_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=ConsultationStatus.QUEUED, index=True)
+    stage: Mapped[str | None] = mapped_column(String(32), default=None)
+    language: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(32))
+    patient_ref: Mapped[str | None] = mapped_column(String(128), default=None)
+    title: Mapped[str | None] = mapped_column(String(200), default=None)
+    original_filename: Mapped[str | None] = mapped_column(String(255), default=None)
+    audio_format: Mapped[str | None] = mapped_column(String(64), default=None)
+    audio_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    stt_provider: Mapped[str] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    error_retryable: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES

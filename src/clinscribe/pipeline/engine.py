@@ -1,0 +1,181 @@
+"""The workflow engine of one process: DBOS configuration, launch, enqueue, retry, reconcile.
+
+One process is one DBOS executor. With SQLite, run exactly one process (``clinscribe serve``,
+which includes the worker): two executors on one SQLite file would "recover" each other's
+running workflows and pay providers twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowStatusString
+from sqlalchemy.engine import make_url
+
+from clinscribe.config import Settings
+from clinscribe.consultations import repository
+from clinscribe.errors import Conflict
+from clinscribe.models import ConsultationStatus
+from clinscribe.pipeline import workflow
+from clinscribe.pipeline.runtime import Runtime
+
+log = structlog.get_logger("clinscribe.engine")
+
+QUEUE_NAME = "consultations"
+_FAILED_WORKFLOW_STATES = {
+    WorkflowStatusString.ERROR.value,
+    WorkflowStatusString.CANCELLED.value,
+    WorkflowStatusString.MAX_RECOVERY_ATTEMPTS_EXCEEDED.value,
+}
+
+
+def _tune_dbos_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _system_engine(url: str) -> sa.Engine | None:
+    """Our own engine for a SQLite system database, tuned for WAL (DBOS leaves full fsync)."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return None
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+    sa.event.listen(engine, "connect", _tune_dbos_sqlite)
+    return engine
+
+
+def configure(settings: Settings) -> None:
+    """Create the DBOS instance for this process (call once, before launch)."""
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    config: DBOSConfig = {
+        "name": "clinscribe",
+        "system_database_url": settings.dbos_database_url,
+        "application_version": settings.application_version,
+        "notification_listener_polling_interval_sec": 0.1,
+        "log_level": "WARNING",
+    }
+    # A stable executor id lets a restarted process recover its own unfinished workflows.
+    config["executor_id"] = settings.executor_id or "local"
+    engine = _system_engine(settings.dbos_database_url)
+    if engine is not None:
+        config["system_database_engine"] = engine
+    DBOS(config=config)
+
+
+async def launch(settings: Settings) -> None:
+    """Start DBOS (recovers this executor's unfinished workflows) and register our queue."""
+    await asyncio.to_thread(DBOS.launch)
+    await DBOS.register_queue_async(
+        QUEUE_NAME,
+        worker_concurrency=settings.worker_concurrency,
+        polling_interval_sec=0.2,
+        on_conflict="always_update",
+    )
+
+
+def shutdown() -> None:
+    DBOS.destroy(destroy_registry=False)
+
+
+async def enqueue(consultation_id: str) -> None:
+    """Queue processing; idempotent because the workflow id is the consultation id."""
+    with SetWorkflowID(consultation_id):
+        await DBOS.enqueue_workflow_async(
+            QUEUE_NAME, workflow.process_consultation, consultation_id
+        )
+
+
+async def _first_unfinished_step(consultation_id: str) -> int:
+    steps = await DBOS.list_workflow_steps_async(consultation_id, load_output=False)
+    failed = [s["function_id"] for s in steps if s["error"] is not None]
+    if failed:
+        return min(failed)
+    finished = [s["function_id"] for s in steps]
+    return max(finished) + 1 if finished else 1
+
+
+async def retry(runtime: Runtime, consultation_id: str) -> None:
+    """Resume a failed consultation from its first unfinished step (finished steps stay)."""
+    async with runtime.db.session() as session:
+        consultation = await repository.get_consultation(session, consultation_id)
+        if consultation is None or consultation.status != ConsultationStatus.FAILED:
+            raise Conflict(
+                "Only a failed consultation can be retried; this one is "
+                f"{consultation.status if consultation else 'gone'}.",
+                code="not_retryable",
+            )
+    status = await DBOS.get_workflow_status_async(consultation_id)
+    if status is not None and status.status not in _FAILED_WORKFLOW_STATES | {
+        WorkflowStatusString.SUCCESS.value
+    }:
+        raise Conflict("This consultation is already being processed.", code="not_retryable")
+    async with runtime.db.session() as session:
+        await repository.update_progress(
+            session, consultation_id, status=ConsultationStatus.QUEUED, stage=consultation.stage
+        )
+    if status is None:
+        await enqueue(consultation_id)
+        return
+    start_step = await _first_unfinished_step(consultation_id)
+    log.info("consultation retried", consultation_id=consultation_id, start_step=start_step)
+    await DBOS.rewind_workflow_async(consultation_id, start_step=start_step, queue_name=QUEUE_NAME)
+
+
+async def reconcile(runtime: Runtime) -> int:
+    """Make the app database agree with the workflow engine; returns rows repaired.
+
+    A consultation accepted just before a crash may never have been enqueued, and one whose
+    workflow ended outside our code (cancelled, recovery attempts exhausted) would otherwise
+    show "processing" forever.
+    """
+    repaired = 0
+    async with runtime.db.session() as session:
+        unfinished = await repository.list_unfinished(session)
+    for consultation in unfinished:
+        status = await DBOS.get_workflow_status_async(consultation.id)
+        if status is None:
+            await enqueue(consultation.id)
+            repaired += 1
+        elif status.status in _FAILED_WORKFLOW_STATES:
+            async with runtime.db.session() as session:
+                await repository.update_progress(
+                    session,
+                    consultation.id,
+                    status=ConsultationStatus.FAILED,
+                    stage=consultation.stage,
+                    error=(
+                        "processing_interrupted",
+                        "Processing was interrupted and could not resume on its own. "
+                        "Retry the consultation.",
+                        True,
+                    ),
+                )
+            repaired += 1
+    if repaired:
+        log.warning("consultations reconciled", count=repaired)
+    return repaired
+
+
+async def reconcile_forever(runtime: Runtime, interval_s: float = 30.0) -> None:
+    while True:
+        try:
+            await reconcile(runtime)
+        except Exception as error:  # keep the loop alive; the next pass retries
+            log.error("reconcile pass failed", error_type=type(error).__name__)
+        await asyncio.sleep(interval_s)
+
+
+async def cancel(consultation_id: str) -> None:
+    """Stop processing (before a delete). A step already running finishes its current call."""
+    status = await DBOS.get_workflow_status_async(consultation_id)
+    if status is not None and status.status in {
+        WorkflowStatusString.ENQUEUED.value,
+        WorkflowStatusString.PENDING.value,
+        WorkflowStatusString.DELAYED.value,
+    }:
+        await DBOS.cancel_workflow_async(consultation_id)

@@ -1,0 +1,229 @@
+"""The durable consultation workflow: one DBOS workflow per consultation (id = consultation id).
+
+It reads like the process it describes. Each step does one thing, stores its output in the
+app database and returns something small, so checkpoints stay tiny. After a crash DBOS resumes
+at the first unfinished step; finished steps are replayed from their checkpoints and never
+re-run (no provider is paid twice). Steps are also idempotent on their own (they look for
+their stored output first) to cover a crash between storing and checkpointing.
+
+Changing the order or number of steps breaks replay of in-flight consultations: guard such a
+change with ``DBOS.patch`` or a new ``CLINSCRIBE_APPLICATION_VERSION``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from dbos import DBOS
+from dbos._error import DBOSWorkflowCancelledError
+
+from clinscribe import metrics
+from clinscribe.consultations import repository
+from clinscribe.errors import ClinscribeError, ProviderError
+from clinscribe.models import ConsultationStatus, Stage
+from clinscribe.notes.evidence import verify_note as verify_draft
+from clinscribe.notes.templates import get_template
+from clinscribe.pipeline.audio import convert_to_wav
+from clinscribe.pipeline.runtime import get_runtime
+
+log = structlog.get_logger("clinscribe.pipeline")
+
+WORKFLOW_NAME = "process_consultation"
+
+
+@asynccontextmanager
+async def _stage(consultation_id: str, stage: Stage) -> AsyncIterator[structlog.BoundLogger]:
+    """Mark the consultation as being in ``stage``, time it, and log one line per stage."""
+    runtime = get_runtime()
+    async with runtime.db.session() as session:
+        await repository.update_progress(
+            session, consultation_id, status=ConsultationStatus.PROCESSING, stage=stage
+        )
+    started = time.perf_counter()
+    yield log.bind(consultation_id=consultation_id, stage=stage.value)
+    metrics.STAGE_SECONDS.labels(stage.value).observe(time.perf_counter() - started)
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+@DBOS.step(name="preparing_audio")
+async def prepare_audio(consultation_id: str) -> float:
+    """Decode the upload into 16 kHz mono WAV for the speech-to-text provider."""
+    runtime = get_runtime()
+    async with _stage(consultation_id, Stage.PREPARING_AUDIO) as slog:
+        started = time.perf_counter()
+        source = runtime.audio.original(consultation_id)
+        target = runtime.audio.normalized(consultation_id)
+        duration = await asyncio.to_thread(convert_to_wav, source, target)
+        async with runtime.db.session() as session:
+            await repository.update_progress(
+                session,
+                consultation_id,
+                status=ConsultationStatus.PROCESSING,
+                stage=Stage.PREPARING_AUDIO,
+                duration_s=round(duration, 3),
+            )
+        slog.info("audio prepared", duration_ms=_elapsed_ms(started), audio_s=round(duration, 1))
+        return duration
+
+
+@DBOS.step(name="transcribing")
+async def transcribe(consultation_id: str) -> int:
+    """Send the audio to the configured speech-to-text provider; store the utterances."""
+    runtime = get_runtime()
+    async with _stage(consultation_id, Stage.TRANSCRIBING) as slog:
+        async with runtime.db.session() as session:
+            existing = await repository.get_transcript(session, consultation_id)
+            consultation = await repository.get_consultation(session, consultation_id)
+            if existing is not None:
+                slog.info("transcript already stored", utterances=len(existing.utterances))
+                return len(existing.utterances)
+            assert consultation is not None
+            language = consultation.language
+        started = time.perf_counter()
+        try:
+            result = await runtime.stt.transcribe(
+                runtime.audio.normalized(consultation_id), language=language
+            )
+        except ProviderError as error:
+            metrics.PROVIDER_ERRORS.labels(error.provider, error.code).inc()
+            raise
+        async with runtime.db.session() as session:
+            await repository.save_transcript(session, consultation_id, result)
+        slog.info(
+            f"transcription completed: {result.characters} characters",
+            duration_ms=_elapsed_ms(started),
+            characters=result.characters,
+            utterances=len(result.segments),
+            provider=result.provider,
+        )
+        return len(result.segments)
+
+
+@DBOS.step(name="writing_note")
+async def write_note(consultation_id: str) -> int:
+    """Write the first note version from the transcript with the configured writer."""
+    runtime = get_runtime()
+    async with _stage(consultation_id, Stage.WRITING_NOTE) as slog:
+        async with runtime.db.session() as session:
+            note = await repository.get_note(session, consultation_id)
+            if note is not None:
+                return note.version
+            consultation = await repository.get_consultation(session, consultation_id)
+            transcript = await repository.get_transcript(session, consultation_id)
+            assert consultation is not None and transcript is not None
+            utterances = repository.utterances_of(transcript)
+            template = get_template(consultation.template)
+        started = time.perf_counter()
+        draft = await runtime.note_writer.write(utterances, template)
+        async with runtime.db.session() as session:
+            note = await repository.add_note(session, consultation_id, draft)
+            version = note.version
+        characters = sum(len(s.text) for section in draft.sections for s in section.sentences)
+        slog.info(
+            f"{template.key.upper()} note generated: {characters} characters",
+            duration_ms=_elapsed_ms(started),
+            characters=characters,
+            sentences=sum(len(section.sentences) for section in draft.sections),
+            writer=draft.writer,
+        )
+        return version
+
+
+@DBOS.step(name="verifying_note")
+async def verify_note(consultation_id: str) -> int:
+    """Check every sentence against its evidence; store the flags. Returns the flagged count."""
+    runtime = get_runtime()
+    async with _stage(consultation_id, Stage.VERIFYING_NOTE) as slog:
+        async with runtime.db.session() as session:
+            note = await repository.get_note(session, consultation_id)
+            transcript = await repository.get_transcript(session, consultation_id)
+            assert note is not None and transcript is not None
+            draft = verify_draft(repository.draft_of(note), repository.utterances_of(transcript))
+            await repository.replace_flags(session, note, draft)
+        flagged = sum(1 for section in draft.sections for s in section.sentences if s.flags)
+        slog.info("note verified", flagged_sentences=flagged)
+        return flagged
+
+
+@DBOS.step(name="finalizing")
+async def finalize(consultation_id: str) -> None:
+    runtime = get_runtime()
+    async with runtime.db.session() as session:
+        await repository.update_progress(
+            session,
+            consultation_id,
+            status=ConsultationStatus.COMPLETED,
+            stage=Stage.FINALIZING,
+            completed=True,
+        )
+    metrics.CONSULTATIONS_FINISHED.labels("completed").inc()
+
+
+@DBOS.step(name="recording_failure")
+async def record_failure(consultation_id: str, code: str, message: str, retryable: bool) -> None:
+    runtime = get_runtime()
+    async with runtime.db.session() as session:
+        consultation = await repository.get_consultation(session, consultation_id)
+        stage = consultation.stage if consultation is not None else None
+        await repository.update_progress(
+            session,
+            consultation_id,
+            status=ConsultationStatus.FAILED,
+            stage=stage,
+            error=(code, message, retryable),
+        )
+    metrics.CONSULTATIONS_FINISHED.labels("failed").inc()
+    log.warning(
+        "background task failed",
+        consultation_id=consultation_id,
+        stage=stage,
+        error_code=code,
+        retryable=retryable,
+    )
+
+
+@DBOS.workflow(name=WORKFLOW_NAME, max_recovery_attempts=5)
+async def process_consultation(consultation_id: str) -> str:
+    log.info("background task started", consultation_id=consultation_id)
+    started = time.perf_counter()
+    try:
+        await prepare_audio(consultation_id)
+        await transcribe(consultation_id)
+        await write_note(consultation_id)
+        await verify_note(consultation_id)
+        await finalize(consultation_id)
+    except DBOSWorkflowCancelledError:
+        raise
+    except ClinscribeError as error:
+        retryable = bool(getattr(error, "retryable", True))
+        await record_failure(consultation_id, error.code, error.message, retryable)
+        raise
+    except Exception as error:
+        # A bug or an infrastructure fault (disk full, database down): say so without details
+        # that could carry PHI, keep it retryable, and let DBOS record the exception type.
+        log.error(
+            "unexpected pipeline error",
+            consultation_id=consultation_id,
+            error_type=type(error).__name__,
+        )
+        await record_failure(
+            consultation_id,
+            "internal_error",
+            "Processing stopped because of an internal error. Retry the consultation; if it "
+            "fails again, ask your administrator to check the server logs.",
+            True,
+        )
+        raise
+    log.info(
+        "background task completed",
+        consultation_id=consultation_id,
+        duration_ms=_elapsed_ms(started),
+    )
+    return ConsultationStatus.COMPLETED.value

@@ -1,0 +1,83 @@
+"""Provider ids -> factories, with the capabilities each declares.
+
+The pipeline and the upload validation ask the registry; nothing else constructs providers.
+"""
+
+from __future__ import annotations
+
+from clinscribe.config import Settings
+from clinscribe.errors import ConfigurationError, UnsupportedLanguage
+from clinscribe.notes.model import NoteWriter
+from clinscribe.providers.stt.base import SpeechToText, SttCapabilities
+
+# ISO 639-1 codes clinscribe accepts at all; each provider narrows this down.
+KNOWN_LANGUAGES = frozenset(
+    {"en", "hi", "ta", "te", "kn", "ml", "mr", "bn", "gu", "pa", "or", "as", "ur"}
+)
+
+_PLANNED = {"reverie", "sarvam"}
+
+
+def build_speech_to_text(settings: Settings) -> SpeechToText:
+    name = settings.stt_provider
+    if name == "local":
+        from clinscribe.providers.stt.local_whisper import LocalWhisperSpeechToText
+
+        return LocalWhisperSpeechToText(settings.local_stt, settings.model_cache_dir)
+    if name == "openai":
+        from clinscribe.providers.stt.openai_compat import OpenAICompatibleSpeechToText
+
+        return OpenAICompatibleSpeechToText(settings.openai_stt, settings.retry)
+    if name in _PLANNED:
+        raise ConfigurationError(
+            f"The '{name}' speech-to-text adapter is not part of this release yet. Set "
+            "CLINSCRIBE_STT_PROVIDER to 'local' or 'openai' (Groq/OpenAI-compatible).",
+            code="provider_unavailable_in_release",
+        )
+    raise ConfigurationError(f"Unknown CLINSCRIBE_STT_PROVIDER '{name}'.")
+
+
+def stt_capabilities(settings: Settings) -> SttCapabilities:
+    """Capabilities of the configured provider, without opening connections or loading models."""
+    if settings.stt_provider == "local":
+        english_only = settings.local_stt.model.endswith(".en")
+        return SttCapabilities(
+            languages=frozenset({"en"}) if english_only else None,
+            max_seconds_per_request=None,
+            max_bytes_per_request=None,
+            diarization=False,
+            needs_key=False,
+        )
+    if settings.stt_provider == "openai":
+        return SttCapabilities(
+            languages=None,
+            max_seconds_per_request=None,
+            max_bytes_per_request=int(settings.openai_stt.max_file_mb * 1024 * 1024),
+            diarization=False,
+            needs_key=True,
+        )
+    return build_speech_to_text(settings).capabilities
+
+
+def check_language(settings: Settings, language: str) -> str:
+    """Validate an upload's language for the configured provider; returns the normalised code."""
+    code = language.strip().lower()
+    supported = stt_capabilities(settings).languages or KNOWN_LANGUAGES
+    if code not in supported or code not in KNOWN_LANGUAGES:
+        names = ", ".join(sorted(supported & KNOWN_LANGUAGES))
+        raise UnsupportedLanguage(
+            f"Language '{language[:16]}' is not supported by the configured speech-to-text "
+            f"provider ({settings.stt_provider}). Use an ISO 639-1 code, one of: {names}."
+        )
+    return code
+
+
+def build_note_writer(settings: Settings) -> NoteWriter:
+    if settings.note_provider == "extractive":
+        from clinscribe.notes.extractive import ExtractiveNoteWriter
+
+        return ExtractiveNoteWriter()
+    raise ConfigurationError(
+        "CLINSCRIBE_NOTE_PROVIDER=llm arrives with the note engine; use 'extractive' for now.",
+        code="provider_unavailable_in_release",
+    )
