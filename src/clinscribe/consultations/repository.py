@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clinscribe.db.base import utcnow
 from clinscribe.models import (
     Consultation,
+    ConsultationEvent,
     Note,
     NoteSectionRow,
     NoteSentenceRow,
@@ -23,6 +24,7 @@ from clinscribe.providers.stt.base import TranscriptionResult
 async def add_consultation(session: AsyncSession, consultation: Consultation) -> None:
     session.add(consultation)
     await session.flush()
+    await add_event(session, consultation)
 
 
 async def get_consultation(session: AsyncSession, consultation_id: str) -> Consultation | None:
@@ -77,6 +79,44 @@ async def update_progress(
     await session.execute(
         update(Consultation).where(Consultation.id == consultation_id).values(**values)
     )
+    session.add(
+        ConsultationEvent(
+            consultation_id=consultation_id, status=status, stage=stage, error_code=code
+        )
+    )
+    await session.flush()
+
+
+async def add_event(session: AsyncSession, consultation: Consultation) -> None:
+    session.add(
+        ConsultationEvent(
+            consultation_id=consultation.id,
+            status=consultation.status,
+            stage=consultation.stage,
+            error_code=consultation.error_code,
+        )
+    )
+    await session.flush()
+
+
+async def events_after(
+    session: AsyncSession, consultation_id: str, after_id: int
+) -> list[ConsultationEvent]:
+    query = (
+        select(ConsultationEvent)
+        .where(ConsultationEvent.consultation_id == consultation_id)
+        .where(ConsultationEvent.id > after_id)
+        .order_by(ConsultationEvent.id)
+        .limit(100)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def last_event_id(session: AsyncSession, consultation_id: str) -> int:
+    query = select(func.max(ConsultationEvent.id)).where(
+        ConsultationEvent.consultation_id == consultation_id
+    )
+    return int((await session.scalar(query)) or 0)
 
 
 async def delete_consultation(session: AsyncSession, consultation_id: str) -> None:
@@ -93,6 +133,9 @@ async def delete_consultation(session: AsyncSession, consultation_id: str) -> No
         delete(UtteranceRow).where(UtteranceRow.consultation_id == consultation_id)
     )
     await session.execute(delete(Transcript).where(Transcript.consultation_id == consultation_id))
+    await session.execute(
+        delete(ConsultationEvent).where(ConsultationEvent.consultation_id == consultation_id)
+    )
     await session.execute(delete(Consultation).where(Consultation.id == consultation_id))
 
 

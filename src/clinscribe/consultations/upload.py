@@ -98,6 +98,12 @@ class _PartCollector:
             self.result.audio_path = self.upload_dir / f"{uuid.uuid4().hex}.upload"
             self._file = self.result.audio_path.open("wb")
             self._writing_file = True
+        elif options.get(b"filename") is not None:
+            raise BadRequest(
+                f"Unexpected file in the form field '{(self._name or '')[:40]}'. Send the "
+                "recording in a field named 'audio'.",
+                code="missing_audio",
+            )
         elif len(self.result.fields) >= _MAX_FIELDS:
             raise BadRequest("Too many form fields in the upload.", code="bad_upload")
 

@@ -1,11 +1,17 @@
 """ORM models, one per file. Importing this package registers every table on Base.metadata."""
 
-from clinscribe.models.consultation import Consultation, ConsultationStatus, Stage
+from clinscribe.models.consultation import (
+    Consultation,
+    ConsultationEvent,
+    ConsultationStatus,
+    Stage,
+)
 from clinscribe.models.note import Note, NoteSectionRow, NoteSentenceRow
 from clinscribe.models.transcript import Transcript, UtteranceRow
 
 __all__ = [
     "Consultation",
+    "ConsultationEvent",
     "ConsultationStatus",
     "Note",
     "NoteSectionRow",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clinscribe.db.base import Base, UtcDateTime, utcnow
@@ -60,3 +60,22 @@ class Consultation(Base):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class ConsultationEvent(Base):
+    """Every status/stage change, in order: the source of the live event stream (SSE).
+
+    Streaming from rows rather than from the current status means a fast stage is never
+    skipped by a slow reader, and it works when API and worker are separate processes.
+    """
+
+    __tablename__ = "consultation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consultation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("consultations.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str | None] = mapped_column(String(32), default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -6,6 +6,7 @@ CPU-bound and blocking: call them through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,31 @@ def _declared_duration_s(container: av.container.InputContainer, stream: av.Audi
     return 0.0
 
 
+def _declared_wav_duration_s(path: Path) -> float:
+    """Duration a RIFF/WAVE header announces (data chunk size / byte rate); 0 if unknown.
+
+    FFmpeg estimates WAV duration from the file size, which hides a cut-off upload.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(65536)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0.0
+    byte_rate = 0
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk_id = head[offset : offset + 4]
+        size = struct.unpack_from("<I", head, offset + 4)[0]
+        if chunk_id == b"fmt " and offset + 16 <= len(head):
+            byte_rate = struct.unpack_from("<I", head, offset + 16)[0]
+        if chunk_id == b"data":
+            # 0 and 0xFFFFFFFF mean "unknown/streaming" in practice.
+            if byte_rate and 0 < size < 0xFFFFFFFF:
+                return float(size / byte_rate)
+            return 0.0
+        offset += 8 + size + (size & 1)
+    return 0.0
+
+
 def inspect_audio(path: Path, *, max_duration_s: float) -> AudioInfo:
     """Decode the whole file to prove it is usable audio; raise InvalidAudio saying what to fix."""
     if path.stat().st_size == 0:
@@ -59,6 +85,8 @@ def inspect_audio(path: Path, *, max_duration_s: float) -> AudioInfo:
             )
         stream = container.streams.audio[0]
         declared = _declared_duration_s(container, stream)
+        if container.format.name == "wav":
+            declared = max(declared, _declared_wav_duration_s(path))
         decoded_samples = 0
         sample_rate = stream.rate or 0
         try:
@@ -78,17 +106,17 @@ def inspect_audio(path: Path, *, max_duration_s: float) -> AudioInfo:
                 code="corrupt_audio",
             ) from exc
         duration = decoded_samples / sample_rate if sample_rate else 0.0
-        if duration < _MIN_DURATION_S:
-            raise InvalidAudio(
-                "The recording contains no sound (zero duration). Check the microphone and "
-                "record again.",
-                code="zero_duration",
-            )
         if declared > 0 and duration < declared * _TRUNCATION_TOLERANCE:
             raise InvalidAudio(
                 f"The audio file is incomplete: it holds {duration:.1f} s of the {declared:.1f} s "
                 "its header announces. The upload was probably cut off; upload it again.",
                 code="truncated_audio",
+            )
+        if duration < _MIN_DURATION_S:
+            raise InvalidAudio(
+                "The recording contains no sound (zero duration). Check the microphone and "
+                "record again.",
+                code="zero_duration",
             )
         return AudioInfo(
             duration_s=round(duration, 3),

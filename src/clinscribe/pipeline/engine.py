@@ -91,7 +91,7 @@ async def enqueue(consultation_id: str) -> None:
 
 
 async def _first_unfinished_step(consultation_id: str) -> int:
-    steps = await DBOS.list_workflow_steps_async(consultation_id, load_output=False)
+    steps = await DBOS.list_workflow_steps_async(consultation_id)
     failed = [s["function_id"] for s in steps if s["error"] is not None]
     if failed:
         return min(failed)

@@ -44,6 +44,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_consultations_status"), ["status"], unique=False)
 
     op.create_table(
+        "consultation_events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("consultation_id", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("stage", sa.String(length=32), nullable=True),
+        sa.Column("error_code", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["consultation_id"],
+            ["consultations.id"],
+            name=op.f("fk_consultation_events_consultation_id_consultations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consultation_events")),
+    )
+    with op.batch_alter_table("consultation_events", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_consultation_events_consultation_id"), ["consultation_id"], unique=False
+        )
+
+    op.create_table(
         "notes",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("consultation_id", sa.String(length=32), nullable=False),
@@ -150,6 +171,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("consultation_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_consultation_events_consultation_id"))
+
+    op.drop_table("consultation_events")
     with op.batch_alter_table("note_sentences", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_note_sentences_section_id"))
 

@@ -1,0 +1,132 @@
+"""Run the real `clinscribe serve` as a subprocess for tests (and kill it like a crash would)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fake_stt_env(base_url: str) -> dict[str, str]:
+    """Settings that point the service at a fake OpenAI-compatible STT server."""
+    return {
+        "CLINSCRIBE_STT_PROVIDER": "openai",
+        "CLINSCRIBE_OPENAI_STT__BASE_URL": base_url,
+        "CLINSCRIBE_OPENAI_STT__API_KEY": "test-key",
+        "CLINSCRIBE_RETRY__BASE_DELAY_S": "0.05",
+        "CLINSCRIBE_RETRY__MAX_DELAY_S": "0.5",
+    }
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "server.log"
+        self.extra_env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLINSCRIBE_")}
+        env.update(
+            {
+                "CLINSCRIBE_DATA_DIR": str(self.data_dir),
+                "CLINSCRIBE_HOST": "127.0.0.1",
+                "CLINSCRIBE_PORT": str(self.port),
+                "CLINSCRIBE_LOG_LEVEL": "INFO",
+                "CLINSCRIBE_LOCAL_STT__MODEL": "tiny.en",
+                "CLINSCRIBE_LOCAL_STT__BEAM_SIZE": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "clinscribe.cli", "serve"],
+            cwd=self.data_dir,
+            env=self._env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"server did not become ready:\n{self.log_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown hooks run, like a host dying."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def upload(self, audio: Path | bytes, *, filename: str = "visit.wav",
+               **fields: str) -> httpx.Response:
+        content = audio.read_bytes() if isinstance(audio, Path) else audio
+        with self.client() as client:
+            return client.post(
+                "/api/consultations",
+                files={"audio": (filename, content, "audio/wav")},
+                data=fields,
+            )
+
+    def wait_terminal(self, consultation_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        body: dict[str, Any] = {}
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                body = client.get(f"/api/consultations/{consultation_id}").json()
+                if body.get("status") in TERMINAL:
+                    return body
+                time.sleep(0.1)
+        raise AssertionError(f"not terminal after {timeout_s}s: {body}\n{self.log_text()[-3000:]}")
+
+    def db(self) -> sqlite3.Connection:
+        """A read-only connection to the app database (SQLite mode)."""
+        path = self.data_dir / "clinscribe.sqlite3"
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
