@@ -242,7 +242,7 @@ class _Piece:  # a sentence, or a fragment of one, and the ids of the utterances
 def _extract(utterances: list[Utterance]) -> Iterator[tuple[str, str, tuple[str, ...]]]:
     """Yield (section key, note sentence, evidence ids) in transcript order."""
     asked: _Piece | None = None  # the question just before the current sentence, if any
-    for piece in _pieces(utterances):
+    for piece in _split_trailing_questions(_pieces(utterances)):
         sentence = tidy_sentence(re.sub(TRAILING_TAG, ".", piece.text.strip(), flags=re.I))
         if not sentence:  # pure filler ("uh.") between a question and its answer changes nothing
             continue
@@ -250,13 +250,14 @@ def _extract(utterances: list[Utterance]) -> Iterator[tuple[str, str, tuple[str,
             asked = piece if not _fullmatch_any(NON_CLINICAL_QUESTIONS, sentence) else None
             continue  # a question alone states nothing about the patient
         question, asked = asked, None
-        if question is not None and _is_short_answer(sentence):
+        section = classify_sentence(sentence)
+        # "This looks like bronchitis." after "Is it serious?" is an assessment, not an answer.
+        if question is not None and _is_short_answer(sentence) and section in (None, "subjective"):
             text = QA_TEMPLATE.format(question=tidy_sentence(question.text), answer=sentence)
             yield "subjective", text, _merge_ids(question.ids, piece.ids)
             continue
         if _fullmatch_any(SMALL_TALK, sentence):
             continue
-        section = classify_sentence(sentence)
         if section is not None:
             yield section, sentence, piece.ids
 
@@ -285,6 +286,26 @@ def _pieces(utterances: list[Utterance]) -> Iterator[_Piece]:
         previous_end = utterance.end
     if carry is not None:
         yield carry
+
+
+# Whisper often runs an answer and the next question together with commas: "Yes, since last
+# night, do you get short of breath?". The trailing clause that opens like a question is split
+# off (only the comma becomes a stop; no word changes), so the answer is not lost as a question.
+_TRAILING_QUESTION = re.compile(
+    r"^(?P<statement>.*\w.*?),\s+(?P<question>(?:do|does|did|are|is|was|were|have|has|had|any"
+    r"|what|how|when|where|which|who|why|can|could|would|will|should)\b[^,]*\?)$",
+    re.I,
+)
+
+
+def _split_trailing_questions(pieces: Iterable[_Piece]) -> Iterator[_Piece]:
+    for piece in pieces:
+        match = _TRAILING_QUESTION.match(piece.text.strip())
+        if match is None:
+            yield piece
+            continue
+        yield _Piece(match.group("statement") + ".", piece.ids)
+        yield _Piece(match.group("question"), piece.ids)
 
 
 _BOUNDARY = re.compile(r"[.?!]+[\"')\]]*(?=\s|$)")

@@ -1,0 +1,184 @@
+"""The consultations API end to end against the real service with a fake STT provider."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.fakes.openai_compat import FakeOpenAIServer
+from tests.support.audio import SHORT_WAV
+from tests.support.server import ServerProcess
+
+
+def _upload(server: ServerProcess, **fields: str) -> str:
+    response = server.upload(SHORT_WAV, **fields)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "queued"
+    return str(body["id"])
+
+
+def test_events_deliver_every_stage_within_a_second(
+    fake_stt: FakeOpenAIServer, fake_server: ServerProcess
+) -> None:
+    fake_stt.latency_s = 1.0
+    consultation_id = _upload(fake_server)
+    received: list[tuple[float, dict[str, object]]] = []
+
+    def listen() -> None:
+        url = f"{fake_server.base_url}/api/consultations/{consultation_id}/events"
+        with httpx.stream("GET", url, timeout=30) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            event = None
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event == "status":
+                    received.append((time.time(), json.loads(line[5:])))
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the stream did not close after the terminal status"
+    stages = [(body["status"], body["stage"]) for _, body in received]
+    expected_tail = [
+        ("processing", "preparing_audio"),
+        ("processing", "transcribing"),
+        ("processing", "writing_note"),
+        ("processing", "verifying_note"),
+        ("completed", "finalizing"),
+    ]
+    assert stages[-5:] == expected_tail, stages
+    for arrived, body in received[1:]:
+        changed = datetime.fromisoformat(str(body["updated_at"])).astimezone(UTC).timestamp()
+        assert arrived - changed < 1.0, (body["stage"], arrived - changed)
+
+
+def test_events_of_a_finished_consultation_send_status_and_close(
+    fake_server: ServerProcess,
+) -> None:
+    consultation_id = _upload(fake_server)
+    fake_server.wait_terminal(consultation_id)
+    with fake_server.client() as client:
+        text = client.get(f"/api/consultations/{consultation_id}/events").text
+    assert text.count("event: status") == 1
+    assert '"status":"completed"' in text
+
+
+def test_transcript_note_edit_sign_regenerate_delete(fake_server: ServerProcess) -> None:
+    consultation_id = _upload(fake_server, patient_ref="MRN-1", title="Follow-up")
+    body = fake_server.wait_terminal(consultation_id)
+    assert body["status"] == "completed"
+    assert body["patient_ref"] == "MRN-1" and body["title"] == "Follow-up"
+    assert body["completed_at"] is not None and body["duration_s"] > 4
+    base = f"/api/consultations/{consultation_id}"
+    with fake_server.client() as client:
+        transcript = client.get(f"{base}/transcript").json()
+        ids = {u["id"] for u in transcript["utterances"]}
+        assert len(ids) >= 5 and all(u["speaker"] == "unknown" for u in transcript["utterances"])
+
+        note = client.get(f"{base}/note").json()
+        assert note["version"] == 1 and note["status"] == "draft"
+        assert [s["key"] for s in note["sections"]] == [
+            "subjective", "objective", "assessment", "plan"]
+        sentences = [s for section in note["sections"] for s in section["sentences"]]
+        assert sentences and all(set(s["evidence"]) <= ids and s["evidence"] for s in sentences)
+        assert all(s["flags"] == [] for s in sentences)
+
+        # Edit: change a dose -> saved as v2 and flagged unsupported by the verifier.
+        sections = [
+            {"key": s["key"], "title": s["title"],
+             "sentences": [{"text": x["text"], "evidence": x["evidence"]} for x in s["sentences"]]}
+            for s in note["sections"]
+        ]
+        sections[3]["sentences"].append({"text": "Amoxicillin 250 milligrams twice a day.",
+                                         "evidence": sorted(ids)[:1]})
+        edited = client.put(f"{base}/note", json={"sections": sections})
+        assert edited.status_code == 200, edited.text
+        v2 = edited.json()
+        assert v2["version"] == 2 and v2["writer"] == "clinician"
+        assert v2["sections"][3]["sentences"][-1]["flags"] == ["unsupported"]
+        assert client.get(f"{base}/note", params={"version": 1}).json()["version"] == 1
+
+        bad = client.put(f"{base}/note", json={"sections": [{"key": "x"}]})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+
+        stale = client.post(f"{base}/note/sign", json={"signed_by": "Dr A", "version": 1})
+        assert stale.status_code == 409
+        signed = client.post(f"{base}/note/sign", json={"signed_by": "Dr A"}).json()
+        assert signed["status"] == "signed" and signed["signed_by"] == "Dr A"
+        again = client.post(f"{base}/note/sign", json={"signed_by": "Dr A"})
+        assert again.status_code == 409
+
+        regenerated = client.post(f"{base}/note/regenerate", json={"template": "apso"}).json()
+        assert regenerated["version"] == 3 and regenerated["template"] == "apso"
+        assert [s["key"] for s in regenerated["sections"]][0] == "assessment"
+        unknown = client.post(f"{base}/note/regenerate", json={"template": "nope"})
+        assert unknown.status_code == 400
+
+        assert client.delete(base).status_code == 204
+        for path in (base, f"{base}/transcript", f"{base}/note", f"{base}/events"):
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert response.json()["error"]["code"] == "consultation_not_found"
+        assert client.delete(base).status_code == 404
+    assert not (fake_server.data_dir / "audio" / consultation_id).exists()
+    with fake_server.db() as db:
+        for table in ("transcripts", "utterances", "notes", "note_sections", "consultation_events"):
+            column = "consultation_id" if table != "note_sections" else "note_id"
+            if table == "note_sections":
+                assert db.execute("select count(*) from note_sections").fetchone() == (0,)
+            else:
+                count = db.execute(
+                    f"select count(*) from {table} where {column} = ?", (consultation_id,)
+                ).fetchone()
+                assert count == (0,), table
+
+
+def test_list_is_newest_first_with_cursor_pagination_and_filter(
+    fake_server: ServerProcess,
+) -> None:
+    ids = [_upload(fake_server) for _ in range(5)]
+    for cid in ids:
+        fake_server.wait_terminal(cid)
+    with fake_server.client() as client:
+        seen: list[str] = []
+        cursor = None
+        for _ in range(5):
+            params: dict[str, str | int] = {"limit": 2}
+            if cursor:
+                params["cursor"] = cursor
+            page = client.get("/api/consultations", params=params).json()
+            seen += [item["id"] for item in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == list(reversed(ids))
+        completed = client.get("/api/consultations", params={"status": "completed"}).json()
+        assert len(completed["items"]) == 5
+        assert client.get("/api/consultations", params={"status": "failed"}).json()["items"] == []
+        assert client.get("/api/consultations", params={"status": "bogus"}).status_code == 422
+        bad = client.get("/api/consultations", params={"cursor": "%%%"})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_cursor"
+
+
+def test_health_readiness_metrics_and_unknown_ids(fake_server: ServerProcess) -> None:
+    with fake_server.client() as client:
+        assert client.get("/healthz").json()["status"] == "ok"
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["migrations"] == "ok"
+        cid = _upload(fake_server)
+        fake_server.wait_terminal(cid)
+        metrics = client.get("/metrics").text
+        assert "clinscribe_consultations_accepted_total 1.0" in metrics
+        assert 'clinscribe_consultations_finished_total{status="completed"} 1.0' in metrics
+        assert "clinscribe_stage_duration_seconds_bucket" in metrics
+        missing = client.get("/api/consultations/0123456789abcdef0123456789abcdef")
+        assert missing.status_code == 404
+        assert missing.json() == {"error": {"code": "consultation_not_found",
+                                            "message": "No consultation with this id."}}
+        assert client.post("/api/consultations/nope/retry").status_code == 404

@@ -1,0 +1,98 @@
+"""Crash recovery: SIGKILL the real server mid-transcription; every consultation still completes
+and no step that had finished runs again (counted at the fake provider)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_compat import FakeOpenAIServer, canned_consultation
+from tests.support.audio import SHORT_WAV, padded_copy
+from tests.support.server import ServerProcess, fake_stt_env
+
+pytestmark = pytest.mark.slow
+
+MARKER = re.compile(r"recording ([0-9a-f]{12})")
+
+
+def _marked(audio: bytes, duration: float | None, form: dict[str, str]) -> list[tuple[float, float, str]]:
+    """The canned consultation, tagged with the audio's hash so tests can map request <-> row."""
+    segments = canned_consultation(audio, duration, form)
+    start, end, text = segments[0]
+    tag = hashlib.sha256(audio).hexdigest()[:12]
+    return [(start, end, f"{text} recording {tag}."), *segments[1:]]
+
+
+def _transcribed_ids(server: ServerProcess) -> set[str]:
+    with server.db() as db:
+        return {row[0] for row in db.execute("select consultation_id from transcripts")}
+
+
+def test_sigkill_mid_transcription_recovers_without_repeating_finished_steps(
+    tmp_path: Path,
+) -> None:
+    with FakeOpenAIServer(latency_s=3.0) as fake:
+        fake.transcribe = _marked
+        env = fake_stt_env(fake.base_url) | {"CLINSCRIBE_WORKER_CONCURRENCY": "2"}
+        server = ServerProcess(tmp_path / "svc", env)
+        server.start()
+        try:
+            ids = []
+            for index in range(5):
+                clip = padded_copy(SHORT_WAV, tmp_path / f"visit{index}.wav", 0.5 + index * 0.3)
+                response = server.upload(clip)
+                assert response.status_code == 202, response.text
+                ids.append(response.json()["id"])
+
+            # Wait until some transcriptions have finished and others are in flight.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                in_flight = [r for r in fake.transcription_requests() if r.finished_at is None]
+                if len(_transcribed_ids(server)) >= 2 and in_flight:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("never saw finished and in-flight transcriptions together")
+            server.kill()
+            finished_before_kill = _transcribed_ids(server)
+            killed_at = time.monotonic()
+            in_flight_hashes = {
+                r.file_sha256[:12] for r in fake.transcription_requests()
+                if r.finished_at is None and r.file_sha256
+            }
+            assert finished_before_kill and in_flight_hashes
+            assert len(finished_before_kill) < 5
+
+            server.start()
+            bodies = [server.wait_terminal(cid, timeout_s=90) for cid in ids]
+            assert [b["status"] for b in bodies] == ["completed"] * 5, bodies
+
+            hash_of: dict[str, str] = {}
+            with server.client() as client:
+                for cid in ids:
+                    transcript = client.get(f"/api/consultations/{cid}/transcript").json()
+                    match = MARKER.search(transcript["utterances"][0]["text"])
+                    assert match, transcript
+                    hash_of[cid] = match.group(1)
+            after_restart = [
+                r.file_sha256[:12] for r in fake.transcription_requests()
+                if r.received_at > killed_at and r.file_sha256
+            ]
+            # Finished transcriptions were not sent again (no double billing) ...
+            for cid in finished_before_kill:
+                assert hash_of[cid] not in after_restart, f"{cid} transcribed twice"
+            # ... the interrupted ones were, and every consultation was transcribed exactly once
+            # after its last interruption.
+            assert in_flight_hashes <= set(after_restart)
+            for cid in ids:
+                assert after_restart.count(hash_of[cid]) <= 1
+            log = server.log_text()
+            for cid in finished_before_kill:
+                assert len(re.findall(rf"audio prepared .*consultation_id={cid}", log)) == 1
+                assert len(re.findall(rf"transcription completed.*consultation_id={cid}", log)) == 1
+        finally:
+            server.kill()
