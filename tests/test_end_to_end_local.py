@@ -16,7 +16,11 @@ pytestmark = pytest.mark.slow
 
 
 def _normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9.' ]+", " ", text.lower())).replace(". ", " ").strip(" .")
+    return (
+        re.sub(r"\s+", " ", re.sub(r"[^a-z0-9.' ]+", " ", text.lower()))
+        .replace(". ", " ")
+        .strip(" .")
+    )
 
 
 def test_real_tiny_en_consultation_to_soap_note(tmp_path: Path) -> None:

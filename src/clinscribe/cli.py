@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 import signal
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -195,4 +194,4 @@ def main() -> None:  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -68,6 +68,9 @@ class RetrySettings(_Section):
     max_attempts: int = Field(6, ge=1, le=20)
     base_delay_s: float = Field(1.0, ge=0)
     max_delay_s: float = Field(60.0, gt=0)
+    max_retry_after_s: float = Field(
+        300.0, gt=0, description="longest provider retry-after we wait for inside a step"
+    )
 
 
 class Settings(BaseSettings):

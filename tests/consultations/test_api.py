@@ -84,19 +84,29 @@ def test_transcript_note_edit_sign_regenerate_delete(fake_server: ServerProcess)
         note = client.get(f"{base}/note").json()
         assert note["version"] == 1 and note["status"] == "draft"
         assert [s["key"] for s in note["sections"]] == [
-            "subjective", "objective", "assessment", "plan"]
+            "subjective",
+            "objective",
+            "assessment",
+            "plan",
+        ]
         sentences = [s for section in note["sections"] for s in section["sentences"]]
         assert sentences and all(set(s["evidence"]) <= ids and s["evidence"] for s in sentences)
         assert all(s["flags"] == [] for s in sentences)
 
         # Edit: change a dose -> saved as v2 and flagged unsupported by the verifier.
         sections = [
-            {"key": s["key"], "title": s["title"],
-             "sentences": [{"text": x["text"], "evidence": x["evidence"]} for x in s["sentences"]]}
+            {
+                "key": s["key"],
+                "title": s["title"],
+                "sentences": [
+                    {"text": x["text"], "evidence": x["evidence"]} for x in s["sentences"]
+                ],
+            }
             for s in note["sections"]
         ]
-        sections[3]["sentences"].append({"text": "Amoxicillin 250 milligrams twice a day.",
-                                         "evidence": sorted(ids)[:1]})
+        sections[3]["sentences"].append(
+            {"text": "Amoxicillin 250 milligrams twice a day.", "evidence": sorted(ids)[:1]}
+        )
         edited = client.put(f"{base}/note", json={"sections": sections})
         assert edited.status_code == 200, edited.text
         v2 = edited.json()
@@ -116,7 +126,7 @@ def test_transcript_note_edit_sign_regenerate_delete(fake_server: ServerProcess)
 
         regenerated = client.post(f"{base}/note/regenerate", json={"template": "apso"}).json()
         assert regenerated["version"] == 3 and regenerated["template"] == "apso"
-        assert [s["key"] for s in regenerated["sections"]][0] == "assessment"
+        assert regenerated["sections"][0]["key"] == "assessment"
         unknown = client.post(f"{base}/note/regenerate", json={"template": "nope"})
         assert unknown.status_code == 400
 
@@ -179,6 +189,7 @@ def test_health_readiness_metrics_and_unknown_ids(fake_server: ServerProcess) ->
         assert "clinscribe_stage_duration_seconds_bucket" in metrics
         missing = client.get("/api/consultations/0123456789abcdef0123456789abcdef")
         assert missing.status_code == 404
-        assert missing.json() == {"error": {"code": "consultation_not_found",
-                                            "message": "No consultation with this id."}}
+        assert missing.json() == {
+            "error": {"code": "consultation_not_found", "message": "No consultation with this id."}
+        }
         assert client.post("/api/consultations/nope/retry").status_code == 404

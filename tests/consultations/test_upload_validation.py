@@ -42,35 +42,90 @@ def _wav_with_bytes(size: int) -> bytes:
 
 CASES: list[tuple[str, dict[str, object], int, str, str]] = [
     # name, request kwargs, status, error code, a phrase the message must contain
-    ("not audio", {"files": {"audio": ("visit.wav", (DATA / "not_audio.txt").read_bytes())}},
-     422, "not_audio", "not audio"),
+    (
+        "not audio",
+        {"files": {"audio": ("visit.wav", (DATA / "not_audio.txt").read_bytes())}},
+        422,
+        "not_audio",
+        "not audio",
+    ),
     ("empty", {"files": {"audio": ("visit.wav", b"")}}, 422, "invalid_audio", "empty"),
-    ("truncated", {"files": {"audio": ("visit.wav", (DATA / "truncated.wav").read_bytes())}},
-     422, "truncated_audio", "upload it again"),
-    ("zero duration", {"files": {"audio": ("z.wav", (DATA / "silence_zero.wav").read_bytes())}},
-     422, "zero_duration", "no sound"),
-    ("oversized", {"files": {"audio": ("big.wav", _wav_with_bytes(1_300_000))}},
-     413, "upload_too_large", "1 MB limit"),
-    ("random bytes", {"files": {"audio": ("x.mp3", bytes(range(256)) * 64)}},
-     422, "not_audio", "WAV, MP3"),
-    ("wrong language", {"files": {"audio": ("v.wav", SHORT_WAV.read_bytes())},
-                        "data": {"language": "tamil"}}, 422, "unsupported_language", "ISO 639-1"),
-    ("unknown language code", {"files": {"audio": ("v.wav", SHORT_WAV.read_bytes())},
-                               "data": {"language": "xx"}}, 422, "unsupported_language", "ta"),
-    ("unknown template", {"files": {"audio": ("v.wav", SHORT_WAV.read_bytes())},
-                          "data": {"template": "poem"}}, 400, "unknown_template", "soap"),
-    ("no audio field", {"files": {"recording": ("v.wav", SHORT_WAV.read_bytes())}},
-     400, "missing_audio", "'audio'"),
+    (
+        "truncated",
+        {"files": {"audio": ("visit.wav", (DATA / "truncated.wav").read_bytes())}},
+        422,
+        "truncated_audio",
+        "upload it again",
+    ),
+    (
+        "zero duration",
+        {"files": {"audio": ("z.wav", (DATA / "silence_zero.wav").read_bytes())}},
+        422,
+        "zero_duration",
+        "no sound",
+    ),
+    (
+        "oversized",
+        {"files": {"audio": ("big.wav", _wav_with_bytes(1_300_000))}},
+        413,
+        "upload_too_large",
+        "1 MB limit",
+    ),
+    (
+        "random bytes",
+        {"files": {"audio": ("x.mp3", bytes(range(256)) * 64)}},
+        422,
+        "not_audio",
+        "WAV, MP3",
+    ),
+    (
+        "wrong language",
+        {"files": {"audio": ("v.wav", SHORT_WAV.read_bytes())}, "data": {"language": "tamil"}},
+        422,
+        "unsupported_language",
+        "ISO 639-1",
+    ),
+    (
+        "unknown language code",
+        {"files": {"audio": ("v.wav", SHORT_WAV.read_bytes())}, "data": {"language": "xx"}},
+        422,
+        "unsupported_language",
+        "ta",
+    ),
+    (
+        "unknown template",
+        {"files": {"audio": ("v.wav", SHORT_WAV.read_bytes())}, "data": {"template": "poem"}},
+        400,
+        "unknown_template",
+        "soap",
+    ),
+    (
+        "no audio field",
+        {"files": {"recording": ("v.wav", SHORT_WAV.read_bytes())}},
+        400,
+        "missing_audio",
+        "'audio'",
+    ),
     ("not multipart", {"json": {"audio": "x"}}, 400, "bad_upload", "multipart/form-data"),
-    ("title too long", {"files": {"audio": ("v.wav", SHORT_WAV.read_bytes())},
-                        "data": {"title": "t" * 300}}, 400, "too_long", "200 characters"),
+    (
+        "title too long",
+        {"files": {"audio": ("v.wav", SHORT_WAV.read_bytes())}, "data": {"title": "t" * 300}},
+        400,
+        "too_long",
+        "200 characters",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "kwargs", "status", "code", "phrase"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "status", "code", "phrase"), CASES, ids=[c[0] for c in CASES]
+)
 def test_bad_upload_is_refused_and_leaves_nothing(
-    server: ServerProcess, name: str, kwargs: dict[str, object], status: int, code: str,
+    server: ServerProcess,
+    name: str,
+    kwargs: dict[str, object],
+    status: int,
+    code: str,
     phrase: str,
 ) -> None:
     with server.client() as client:

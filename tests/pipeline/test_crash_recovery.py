@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 MARKER = re.compile(r"recording ([0-9a-f]{12})")
 
 
-def _marked(audio: bytes, duration: float | None, form: dict[str, str]) -> list[tuple[float, float, str]]:
+def _marked(
+    audio: bytes, duration: float | None, form: dict[str, str]
+) -> list[tuple[float, float, str]]:
     """The canned consultation, tagged with the audio's hash so tests can map request <-> row."""
     segments = canned_consultation(audio, duration, form)
     start, end, text = segments[0]
@@ -61,7 +63,8 @@ def test_sigkill_mid_transcription_recovers_without_repeating_finished_steps(
             finished_before_kill = _transcribed_ids(server)
             killed_at = time.monotonic()
             in_flight_hashes = {
-                r.file_sha256[:12] for r in fake.transcription_requests()
+                r.file_sha256[:12]
+                for r in fake.transcription_requests()
                 if r.finished_at is None and r.file_sha256
             }
             assert finished_before_kill and in_flight_hashes
@@ -79,7 +82,8 @@ def test_sigkill_mid_transcription_recovers_without_repeating_finished_steps(
                     assert match, transcript
                     hash_of[cid] = match.group(1)
             after_restart = [
-                r.file_sha256[:12] for r in fake.transcription_requests()
+                r.file_sha256[:12]
+                for r in fake.transcription_requests()
                 if r.received_at > killed_at and r.file_sha256
             ]
             # Finished transcriptions were not sent again (no double billing) ...

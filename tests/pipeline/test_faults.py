@@ -13,7 +13,9 @@ def _upload(server: ServerProcess) -> str:
     return str(response.json()["id"])
 
 
-def test_503_twice_then_ok_completes(fake_stt: FakeOpenAIServer, fake_server: ServerProcess) -> None:
+def test_503_twice_then_ok_completes(
+    fake_stt: FakeOpenAIServer, fake_server: ServerProcess
+) -> None:
     fake_stt.faults.extend([FakeFault.unavailable(), FakeFault.unavailable()])
     body = fake_server.wait_terminal(_upload(fake_server))
     assert body["status"] == "completed", body

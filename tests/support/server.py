@@ -105,8 +105,9 @@ class ServerProcess:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
 
-    def upload(self, audio: Path | bytes, *, filename: str = "visit.wav",
-               **fields: str) -> httpx.Response:
+    def upload(
+        self, audio: Path | bytes, *, filename: str = "visit.wav", **fields: str
+    ) -> httpx.Response:
         content = audio.read_bytes() if isinstance(audio, Path) else audio
         with self.client() as client:
             return client.post(

@@ -41,7 +41,7 @@ class ConsultationOut(BaseModel):
             )
         return cls(
             id=row.id,
-            status=row.status,  # type: ignore[arg-type]
+            status=row.status,
             stage=row.stage,
             language=row.language,
             template=row.template,
@@ -87,7 +87,7 @@ class TranscriptOut(BaseModel):
                     id=u.public_id,
                     start=u.start,
                     end=u.end,
-                    speaker=u.speaker,  # type: ignore[arg-type]
+                    speaker=u.speaker,
                     text=u.text,
                 )
                 for u in row.utterances
@@ -141,7 +141,7 @@ class NoteOut(BaseModel):
             version=row.version,
             template=row.template,
             writer=row.writer,
-            status=row.status,  # type: ignore[arg-type]
+            status=row.status,
             created_at=row.created_at,
             signed_at=row.signed_at,
             signed_by=row.signed_by,

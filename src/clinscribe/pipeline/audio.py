@@ -95,7 +95,7 @@ def inspect_audio(path: Path, *, max_duration_s: float) -> AudioInfo:
                 sample_rate = frame.sample_rate or sample_rate
                 if sample_rate and decoded_samples / sample_rate > max_duration_s:
                     raise InvalidAudio(
-                        f"The recording is longer than the {max_duration_s / 60:.0f}-minute limit."
+                        f"The recording is longer than the {max_duration_s / 60:g}-minute limit."
                         " Split it into shorter recordings.",
                         code="audio_too_long",
                     )
@@ -132,18 +132,31 @@ def convert_to_wav(source: Path, target: Path) -> float:
     resampler = av.AudioResampler(format="s16", layout="mono", rate=TARGET_SAMPLE_RATE)
     partial = target.with_suffix(target.suffix + ".part")
     samples = 0
-    with av.open(str(source), mode="r") as container, wave.open(str(partial), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(TARGET_SAMPLE_RATE)
-        stream = container.streams.audio[0]
-        for frame in container.decode(stream):
-            for converted in resampler.resample(frame):
-                out.writeframes(converted.to_ndarray().tobytes())
-                samples += converted.samples
-        for converted in resampler.resample(None):
-            out.writeframes(converted.to_ndarray().tobytes())
-            samples += converted.samples
+    try:
+        with av.open(str(source), mode="r") as container:
+            if not container.streams.audio:
+                raise InvalidAudio("The recording has no audio track.", code="no_audio_track")
+            stream = container.streams.audio[0]
+            with wave.open(str(partial), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(TARGET_SAMPLE_RATE)
+                for frame in container.decode(stream):
+                    for converted in resampler.resample(frame):
+                        out.writeframes(converted.to_ndarray().tobytes())
+                        samples += converted.samples
+                for converted in resampler.resample(None):
+                    out.writeframes(converted.to_ndarray().tobytes())
+                    samples += converted.samples
+    except av.error.FFmpegError as exc:
+        partial.unlink(missing_ok=True)
+        raise InvalidAudio(
+            "The stored recording could not be decoded. Upload the original recording again.",
+            code="corrupt_audio",
+        ) from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     # Rename last, so a crash never leaves a half-written file under the final name.
     partial.replace(target)
     return samples / TARGET_SAMPLE_RATE

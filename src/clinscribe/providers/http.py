@@ -8,6 +8,7 @@ retried with exponential backoff and jitter, never sooner than the vendor's ``re
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -32,9 +33,11 @@ def parse_duration_s(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     parts = _DURATION_PART.findall(value)
     if not parts:
         return None
@@ -150,6 +153,10 @@ async def with_retries(
             return await call()
         except ProviderTransientError as exc:
             if attempt + 1 >= policy.max_attempts:
+                raise
+            if exc.retry_after_s is not None and exc.retry_after_s > policy.max_retry_after_s:
+                # A quota window of hours: fail the step (retryable) rather than hold a
+                # worker slot asleep; the consultation can be retried once the window passes.
                 raise
             delay = backoff_delay_s(attempt, policy, exc.retry_after_s)
             log.warning(

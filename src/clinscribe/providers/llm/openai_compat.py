@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 
@@ -16,7 +17,8 @@ class OpenAICompatibleChat:
     name = "llm"
 
     def __init__(self, settings: LlmSettings, retry: RetrySettings) -> None:
-        if settings.api_key is None and "127.0.0.1" not in settings.base_url:
+        local = urlparse(settings.base_url).hostname in {"127.0.0.1", "localhost", "::1"}
+        if settings.api_key is None and not local:
             raise ConfigurationError(
                 "The LLM note writer needs an API key: set CLINSCRIBE_LLM__API_KEY (or choose "
                 "CLINSCRIBE_NOTE_PROVIDER=extractive).",
@@ -61,11 +63,11 @@ class OpenAICompatibleChat:
             raise error_for_exception(self.name, exc) from exc
         if response.status_code >= 400:
             raise error_for_response(self.name, response)
-        body = response.json()
         try:
+            body = response.json()
             content = body["choices"][0]["message"]["content"] or ""
             usage = body.get("usage") or {}
-        except (KeyError, IndexError, TypeError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ProviderPermanentError(
                 "The chat endpoint answered without a message; check the model setting.",
                 provider=self.name,

@@ -62,10 +62,6 @@ class LocalWhisperSpeechToText:
     def _transcribe_blocking(self, audio: Path, language: str) -> TranscriptionResult:
         model_dir = resolve_model_dir(self._settings.model, self._cache_dir)
         model = _load(model_dir, self._settings)
-        if self.capabilities.languages and language not in self.capabilities.languages:
-            raise UnsupportedLanguage(
-                f"The local model '{self.model}' only understands English.",
-            )
         segments, info = model.transcribe(
             str(audio),
             language=language,
@@ -87,6 +83,8 @@ class LocalWhisperSpeechToText:
         )
 
     async def transcribe(self, audio: Path, *, language: str) -> TranscriptionResult:
+        if self.capabilities.languages and language not in self.capabilities.languages:
+            raise UnsupportedLanguage(f"The local model '{self.model}' only understands English.")
         async with self._busy:
             return await asyncio.to_thread(self._transcribe_blocking, audio, language)
 

