@@ -53,6 +53,8 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
             reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reconciler
+        # Close what lives on DBOS's loop while that loop still runs, then stop DBOS.
+        await runtime.close_other_loops()
         await asyncio.to_thread(engine.shutdown)
         await runtime.aclose()
         set_runtime(None)

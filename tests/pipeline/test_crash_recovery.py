@@ -100,3 +100,23 @@ def test_sigkill_mid_transcription_recovers_without_repeating_finished_steps(
                 assert len(re.findall(rf"transcription completed.*consultation_id={cid}", log)) == 1
         finally:
             server.kill()
+
+
+def test_sigterm_exits_promptly_and_restart_finishes_the_work(tmp_path: Path) -> None:
+    with FakeOpenAIServer(latency_s=2.0) as fake:
+        server = ServerProcess(tmp_path / "svc", fake_stt_env(fake.base_url))
+        server.start()
+        try:
+            ids = [server.upload(SHORT_WAV).json()["id"] for _ in range(3)]
+            deadline = time.monotonic() + 30
+            while not fake.transcription_requests() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            started = time.monotonic()
+            code = server.stop(timeout_s=40)
+            assert code == 0, server.log_text()[-2000:]
+            assert time.monotonic() - started < 35
+            server.start()
+            bodies = [server.wait_terminal(cid, timeout_s=60) for cid in ids]
+            assert [b["status"] for b in bodies] == ["completed"] * 3
+        finally:
+            server.kill()

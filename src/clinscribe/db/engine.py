@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -55,7 +56,11 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def create_app_engine(url: str) -> AsyncEngine:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if not _is_sqlite(url):
+    if _is_sqlite(url):
+        # aiosqlite keeps a non-daemon thread per open connection; pooling them would keep
+        # threads (and the process) alive past shutdown. Opening a SQLite file is cheap.
+        kwargs = {"poolclass": NullPool}
+    else:
         kwargs.update(pool_size=10, max_overflow=10)
     engine = create_async_engine(async_url(url), **kwargs)
     if _is_sqlite(url):

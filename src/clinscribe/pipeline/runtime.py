@@ -1,12 +1,19 @@
-"""The process-wide dependencies that pipeline steps use.
+"""The process-wide dependencies that pipeline steps and endpoints use.
 
 DBOS steps are module-level functions, so they reach settings, the database and providers
 through this one object, set when the process starts (``clinscribe serve`` or ``worker``).
+
+DBOS runs workflow steps on its own event loop (in a background thread) while the API runs on
+uvicorn's. Async database pools and HTTP clients belong to the loop that created them, so each
+loop gets its own set, created on first use and closed on that loop at shutdown.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+import contextlib
+import threading
+from dataclasses import dataclass
 
 from clinscribe.config import Settings
 from clinscribe.db.engine import Database
@@ -15,30 +22,53 @@ from clinscribe.providers import registry
 from clinscribe.providers.stt.base import SpeechToText
 from clinscribe.storage.audio import AudioStore
 
+_CLOSE_TIMEOUT_S = 10.0
+
 
 @dataclass
-class Runtime:
-    settings: Settings
+class _LoopResources:
     db: Database
-    audio: AudioStore
-    _stt: SpeechToText | None = field(default=None, repr=False)
-    _note_writer: NoteWriter | None = field(default=None, repr=False)
+    stt: SpeechToText | None = None
+
+    async def aclose(self) -> None:
+        if self.stt is not None:
+            await self.stt.aclose()
+        await self.db.dispose()
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.audio = AudioStore(settings.audio_dir)
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopResources] = {}
+        self._lock = threading.Lock()
+        self._note_writer: NoteWriter | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
-        return cls(
-            settings=settings,
-            db=Database(settings.app_database_url),
-            audio=AudioStore(settings.audio_dir),
-        )
+        return cls(settings)
+
+    def _here(self) -> _LoopResources:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            resources = self._loops.get(loop)
+            if resources is None:
+                resources = _LoopResources(db=Database(self.settings.app_database_url))
+                self._loops[loop] = resources
+            return resources
+
+    @property
+    def db(self) -> Database:
+        return self._here().db
 
     @property
     def stt(self) -> SpeechToText:
         # Built on first use: a misconfigured provider fails the consultation with a clear
         # message instead of keeping the whole service from starting.
-        if self._stt is None:
-            self._stt = registry.build_speech_to_text(self.settings)
-        return self._stt
+        resources = self._here()
+        if resources.stt is None:
+            resources.stt = registry.build_speech_to_text(self.settings)
+        return resources.stt
 
     @property
     def note_writer(self) -> NoteWriter:
@@ -46,10 +76,26 @@ class Runtime:
             self._note_writer = registry.build_note_writer(self.settings)
         return self._note_writer
 
+    async def close_other_loops(self) -> None:
+        """Close resources owned by other, still running loops (call before DBOS stops)."""
+        current = asyncio.get_running_loop()
+        with self._lock:
+            others = [(loop, res) for loop, res in self._loops.items() if loop is not current]
+        for loop, resources in others:
+            if loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(resources.aclose(), loop)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.wrap_future(future), _CLOSE_TIMEOUT_S)
+            with self._lock:
+                self._loops.pop(loop, None)
+
     async def aclose(self) -> None:
-        if self._stt is not None:
-            await self._stt.aclose()
-        await self.db.dispose()
+        await self.close_other_loops()
+        with self._lock:
+            mine = self._loops.pop(asyncio.get_running_loop(), None)
+            self._loops.clear()  # anything left belongs to loops that are already gone
+        if mine is not None:
+            await mine.aclose()
 
 
 _current: Runtime | None = None
