@@ -53,9 +53,9 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
             reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reconciler
-        # Close what lives on DBOS's loop while that loop still runs, then stop DBOS.
-        await runtime.close_other_loops()
-        await asyncio.to_thread(engine.shutdown)
+        # Stop taking work, give running consultations the grace period, then stop DBOS.
+        # Whatever is unfinished resumes at its first unfinished step on the next start.
+        await asyncio.to_thread(engine.shutdown, settings.shutdown_grace_s if run_worker else 0)
         await runtime.aclose()
         set_runtime(None)
 

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     )
     executor_id: str | None = None
     worker_concurrency: int = Field(2, ge=1, le=64)
+    shutdown_grace_s: float = Field(
+        20.0, ge=0, le=600, description="on SIGTERM, how long running consultations may finish"
+    )
     events_poll_interval_s: float = Field(0.2, gt=0, le=5)
     encryption_key: SecretStr | None = None
 

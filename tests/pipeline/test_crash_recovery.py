@@ -113,8 +113,12 @@ def test_sigterm_exits_promptly_and_restart_finishes_the_work(tmp_path: Path) ->
                 time.sleep(0.05)
             started = time.monotonic()
             code = server.stop(timeout_s=40)
-            assert code == 0, server.log_text()[-2000:]
-            assert time.monotonic() - started < 35
+            # uvicorn re-raises the signal after a clean shutdown, so -SIGTERM is clean too.
+            assert code in (0, -15), server.log_text()[-2000:]
+            assert "Application shutdown complete" in server.log_text()
+            assert time.monotonic() - started < 25  # CLINSCRIBE_SHUTDOWN_GRACE_S=20 + margin
+            # The in-flight transcriptions were allowed to finish, not cut off.
+            assert "provider call will be retried" not in server.log_text()
             server.start()
             bodies = [server.wait_terminal(cid, timeout_s=60) for cid in ids]
             assert [b["status"] for b in bodies] == ["completed"] * 3

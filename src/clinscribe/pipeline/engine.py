@@ -78,8 +78,9 @@ async def launch(settings: Settings) -> None:
     )
 
 
-def shutdown() -> None:
-    DBOS.destroy(destroy_registry=False)
+def shutdown(grace_s: float = 0) -> None:
+    """Stop dequeuing, wait up to ``grace_s`` for running workflows, then stop DBOS."""
+    DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=int(grace_s))
 
 
 async def enqueue(consultation_id: str) -> None:

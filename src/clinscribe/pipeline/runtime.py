@@ -11,7 +11,6 @@ loop gets its own set, created on first use and closed on that loop at shutdown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -21,8 +20,6 @@ from clinscribe.notes.model import NoteWriter
 from clinscribe.providers import registry
 from clinscribe.providers.stt.base import SpeechToText
 from clinscribe.storage.audio import AudioStore
-
-_CLOSE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -76,24 +73,12 @@ class Runtime:
             self._note_writer = registry.build_note_writer(self.settings)
         return self._note_writer
 
-    async def close_other_loops(self) -> None:
-        """Close resources owned by other, still running loops (call before DBOS stops)."""
-        current = asyncio.get_running_loop()
-        with self._lock:
-            others = [(loop, res) for loop, res in self._loops.items() if loop is not current]
-        for loop, resources in others:
-            if loop.is_running():
-                future = asyncio.run_coroutine_threadsafe(resources.aclose(), loop)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.wrap_future(future), _CLOSE_TIMEOUT_S)
-            with self._lock:
-                self._loops.pop(loop, None)
-
     async def aclose(self) -> None:
-        await self.close_other_loops()
+        """Close this loop's resources. Call after DBOS has stopped: its loop is gone by then,
+        and what lived there (sockets; SQLite uses no pool) is released with the process."""
         with self._lock:
             mine = self._loops.pop(asyncio.get_running_loop(), None)
-            self._loops.clear()  # anything left belongs to loops that are already gone
+            self._loops.clear()
         if mine is not None:
             await mine.aclose()
 
