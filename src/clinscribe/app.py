@@ -56,6 +56,9 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
         # Stop taking work, give running consultations the grace period, then stop DBOS.
         # Whatever is unfinished resumes at its first unfinished step on the next start.
         await asyncio.to_thread(engine.shutdown, settings.shutdown_grace_s if run_worker else 0)
+        cancelled = await runtime.cancel_running_workflows()
+        if cancelled:
+            log.warning("unfinished consultations will resume on the next start", count=cancelled)
         await runtime.aclose()
         set_runtime(None)
 

@@ -54,14 +54,14 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_app_engine(url: str) -> AsyncEngine:
+def create_app_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if _is_sqlite(url):
-        # aiosqlite keeps a non-daemon thread per open connection; pooling them would keep
-        # threads (and the process) alive past shutdown. Opening a SQLite file is cheap.
+    if _is_sqlite(url) and not pooled:
+        # aiosqlite keeps a non-daemon thread per open connection: a pooled connection that
+        # is never disposed keeps the process alive. Used where no dispose is guaranteed.
         kwargs = {"poolclass": NullPool}
     else:
-        kwargs.update(pool_size=10, max_overflow=10)
+        kwargs.update(pool_size=5, max_overflow=10)
     engine = create_async_engine(async_url(url), **kwargs)
     if _is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
@@ -78,9 +78,9 @@ def create_sync_engine(url: str) -> Engine:
 class Database:
     """The app database of one process: an async engine and its session factory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pooled: bool = True) -> None:
         self.url = url
-        self.engine = create_app_engine(url)
+        self.engine = create_app_engine(url, pooled=pooled)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

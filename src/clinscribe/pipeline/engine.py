@@ -68,8 +68,14 @@ def configure(settings: Settings) -> None:
 
 
 async def launch(settings: Settings) -> None:
-    """Start DBOS (recovers this executor's unfinished workflows) and register our queue."""
-    await asyncio.to_thread(DBOS.launch)
+    """Start DBOS (recovers this executor's unfinished workflows) and register our queue.
+
+    Launched on the running loop's own thread on purpose: DBOS then runs workflows on this
+    loop, so the API and the pipeline share one loop and one set of async resources (a
+    launch from another thread would run them on a private loop of DBOS's). It blocks the
+    loop briefly, once, at startup.
+    """
+    DBOS.launch()
     await DBOS.register_queue_async(
         QUEUE_NAME,
         worker_concurrency=settings.worker_concurrency,

@@ -40,6 +40,11 @@ class Runtime:
         self._loops: dict[asyncio.AbstractEventLoop, _LoopResources] = {}
         self._lock = threading.Lock()
         self._note_writer: NoteWriter | None = None
+        self.running_workflows: set[asyncio.Task[object]] = set()
+        try:
+            self._home_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._home_loop = None
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -50,7 +55,11 @@ class Runtime:
         with self._lock:
             resources = self._loops.get(loop)
             if resources is None:
-                resources = _LoopResources(db=Database(self.settings.app_database_url))
+                # Only the home loop is sure to dispose its pool at shutdown.
+                pooled = loop is self._home_loop
+                resources = _LoopResources(
+                    db=Database(self.settings.app_database_url, pooled=pooled)
+                )
                 self._loops[loop] = resources
             return resources
 
@@ -73,9 +82,19 @@ class Runtime:
             self._note_writer = registry.build_note_writer(self.settings)
         return self._note_writer
 
+    async def cancel_running_workflows(self, timeout_s: float = 10.0) -> int:
+        """Cancel workflows still running after the shutdown grace period; they resume at
+        their first unfinished step on the next start. Returns how many were cancelled."""
+        tasks = [t for t in self.running_workflows if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+        return len(tasks)
+
     async def aclose(self) -> None:
-        """Close this loop's resources. Call after DBOS has stopped: its loop is gone by then,
-        and what lived there (sockets; SQLite uses no pool) is released with the process."""
+        """Close this loop's resources, after DBOS has stopped. Resources of other loops
+        (none when DBOS runs on ours) are dropped: they use no pool, nothing lingers."""
         with self._lock:
             mine = self._loops.pop(asyncio.get_running_loop(), None)
             self._loops.clear()

@@ -193,6 +193,10 @@ async def record_failure(consultation_id: str, code: str, message: str, retryabl
 async def process_consultation(consultation_id: str) -> str:
     log.info("background task started", consultation_id=consultation_id)
     started = time.perf_counter()
+    task = asyncio.current_task()
+    if task is not None:  # lets a shutdown cancel what outlives its grace period
+        get_runtime().running_workflows.add(task)
+        task.add_done_callback(get_runtime().running_workflows.discard)
     try:
         await prepare_audio(consultation_id)
         await transcribe(consultation_id)
