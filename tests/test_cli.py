@@ -116,3 +116,10 @@ def test_worker_finishes_what_a_dead_server_left(tmp_path: Path) -> None:
             os.killpg(worker.pid, signal.SIGTERM)
             code = worker.wait(timeout=30)
         assert code == 0, worker.stderr.read() if worker.stderr else ""
+
+
+def test_a_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
+    result = _run("db", "upgrade", env={"CLINSCRIBE_WORKER_CONCURRENCY": "0"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: CLINSCRIBE_WORKER_CONCURRENCY:")
+    assert "Traceback" not in result.stderr

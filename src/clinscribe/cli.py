@@ -8,9 +8,10 @@ import re
 import signal
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from clinscribe.config import Settings, get_settings
 from clinscribe.errors import ClinscribeError
@@ -24,9 +25,20 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
-def _fail(error: ClinscribeError) -> None:
+def _fail(error: ClinscribeError) -> NoReturn:
     typer.echo(f"error: {error.message}", err=True)
     raise typer.Exit(code=2)
+
+
+def _settings() -> Settings:
+    """Load settings, or exit with one line per bad variable naming it and what is wrong."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = "CLINSCRIBE_" + "__".join(str(p).upper() for p in problem["loc"])
+            typer.echo(f"error: {name}: {problem['msg']}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -39,7 +51,7 @@ def serve(
 
     from clinscribe.app import create_app
 
-    settings = get_settings()
+    settings = _settings()
     uvicorn.run(
         create_app(settings, run_worker=True),
         host=host or settings.host,
@@ -59,7 +71,7 @@ def worker() -> None:
     from clinscribe.app import worker_lifecycle
     from clinscribe.logging import configure_logging
 
-    settings = get_settings()
+    settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
@@ -78,7 +90,7 @@ def db_upgrade() -> None:
     """Apply database migrations (the app database; DBOS migrates its own on start)."""
     from clinscribe.db.migrate import upgrade
 
-    settings = get_settings()
+    settings = _settings()
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.app_database_url)
     typer.echo("database is up to date")
@@ -113,7 +125,7 @@ def transcribe(
     language: Annotated[str | None, typer.Option(help="ISO 639-1 code, e.g. en, hi, ta")] = None,
 ) -> None:
     """Transcribe an audio file with the configured provider and print the utterances."""
-    settings = get_settings()
+    settings = _settings()
     try:
         segments = _transcribe_file(settings, file, language or settings.default_language)
     except ClinscribeError as error:
@@ -154,7 +166,7 @@ def note(
     from clinscribe.notes.templates import get_template
     from clinscribe.providers.registry import build_note_writer
 
-    settings = get_settings()
+    settings = _settings()
     try:
         if file.suffix.lower() in {".txt", ".md"}:
             pairs = _utterances_from_text(file.read_text(encoding="utf-8"))

@@ -47,6 +47,8 @@ def test_401_fails_at_once_with_clear_error_then_retry_resumes(
     assert "API key" in body["error"]["message"]
     assert body["error"]["retryable"] is True
     assert len(fake_stt.transcription_requests()) == 1
+    # An expected failure is reported, not logged as a crash.
+    assert "Traceback" not in fake_server.log_text()
 
     # The operator fixed the key: retry resumes at transcribing; audio is not prepared again.
     with fake_server.client() as client:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,6 +47,13 @@ async def _stage(consultation_id: str, stage: Stage) -> AsyncIterator[structlog.
     started = time.perf_counter()
     yield log.bind(consultation_id=consultation_id, stage=stage.value)
     metrics.STAGE_SECONDS.labels(stage.value).observe(time.perf_counter() - started)
+
+
+def _where(error: BaseException) -> str:
+    """file:line of the innermost frame of our own code that raised, for operators."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if "clinscribe" in f.filename] or frames
+    return f"{ours[-1].filename.rsplit('/', 1)[-1]}:{ours[-1].lineno}" if ours else "unknown"
 
 
 def _elapsed_ms(started: float) -> int:
@@ -206,16 +214,20 @@ async def process_consultation(consultation_id: str) -> str:
     except DBOSWorkflowCancelledError:
         raise
     except ClinscribeError as error:
+        # An expected failure (bad key, undecodable audio, provider down for too long): the
+        # failed step's error stays checkpointed, which is where a retry resumes. The workflow
+        # itself ends normally, so no traceback is logged for an ordinary outcome.
         retryable = bool(getattr(error, "retryable", True))
         await record_failure(consultation_id, error.code, error.message, retryable)
-        raise
+        return ConsultationStatus.FAILED.value
     except Exception as error:
-        # A bug or an infrastructure fault (disk full, database down): say so without details
-        # that could carry PHI, keep it retryable, and let DBOS record the exception type.
+        # A bug or an infrastructure fault (disk full, database down). Exception messages can
+        # quote data (SQL parameters, file contents), so log the type and the place only.
         log.error(
             "unexpected pipeline error",
             consultation_id=consultation_id,
             error_type=type(error).__name__,
+            where=_where(error),
         )
         await record_failure(
             consultation_id,
@@ -224,7 +236,7 @@ async def process_consultation(consultation_id: str) -> str:
             "fails again, ask your administrator to check the server logs.",
             True,
         )
-        raise
+        return ConsultationStatus.FAILED.value
     log.info(
         "background task completed",
         consultation_id=consultation_id,
