@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_compat import FakeOpenAIServer, canned_consultation
+from tests.fakes.openai_compat import FakeOpenAIServer, RecordedRequest, canned_consultation
 from tests.support.audio import SHORT_WAV, padded_copy
 from tests.support.server import ServerProcess, fake_stt_env
 
@@ -50,23 +50,27 @@ def test_sigkill_mid_transcription_recovers_without_repeating_finished_steps(
                 assert response.status_code == 202, response.text
                 ids.append(response.json()["id"])
 
-            # Wait until some transcriptions have finished and others are in flight.
+            # Wait until some transcriptions have finished and others are in flight with at
+            # least half of the fake's 3 s latency still ahead, so they cannot finish before
+            # the kill lands.
             deadline = time.monotonic() + 60
+            fresh: list[RecordedRequest] = []
             while time.monotonic() < deadline:
-                in_flight = [r for r in fake.transcription_requests() if r.finished_at is None]
-                if len(_transcribed_ids(server)) >= 2 and in_flight:
+                now = time.monotonic()
+                fresh = [
+                    r
+                    for r in fake.transcription_requests()
+                    if r.finished_at is None and r.file_sha256 and now - r.received_at < 1.5
+                ]
+                if len(_transcribed_ids(server)) >= 2 and fresh:
                     break
-                time.sleep(0.05)
+                time.sleep(0.02)
             else:
                 pytest.fail("never saw finished and in-flight transcriptions together")
             server.kill()
             finished_before_kill = _transcribed_ids(server)
             killed_at = time.monotonic()
-            in_flight_hashes = {
-                r.file_sha256[:12]
-                for r in fake.transcription_requests()
-                if r.finished_at is None and r.file_sha256
-            }
+            in_flight_hashes = {r.file_sha256[:12] for r in fresh if r.file_sha256}
             assert finished_before_kill and in_flight_hashes
             assert len(finished_before_kill) < 5
 
