@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -118,6 +118,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             "Something went wrong on the server. Try again; if it persists, "
             "ask your administrator to check the logs.",
         )
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        # The clinician web app arrives later; until then the front door is the API docs.
+        return RedirectResponse("/docs")
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

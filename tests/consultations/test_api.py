@@ -193,3 +193,28 @@ def test_health_readiness_metrics_and_unknown_ids(fake_server: ServerProcess) ->
             "error": {"code": "consultation_not_found", "message": "No consultation with this id."}
         }
         assert client.post("/api/consultations/nope/retry").status_code == 404
+
+
+def test_delete_while_transcribing_cancels_and_leaves_nothing(
+    fake_stt: FakeOpenAIServer, fake_server: ServerProcess
+) -> None:
+    fake_stt.latency_s = 2.0
+    consultation_id = _upload(fake_server)
+    deadline = time.monotonic() + 20
+    while not fake_stt.transcription_requests() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with fake_server.client() as client:
+        assert client.delete(f"/api/consultations/{consultation_id}").status_code == 204
+        time.sleep(3.0)  # the in-flight provider call returns into a deleted consultation
+        assert client.get(f"/api/consultations/{consultation_id}").status_code == 404
+        # The service is still healthy and processes new work.
+        other = _upload(fake_server)
+        assert fake_server.wait_terminal(other)["status"] == "completed"
+    with fake_server.db() as db:
+        for table in ("consultations", "transcripts", "notes", "consultation_events"):
+            column = "id" if table == "consultations" else "consultation_id"
+            count = db.execute(
+                f"select count(*) from {table} where {column} = ?", (consultation_id,)
+            ).fetchone()
+            assert count == (0,), table
+    assert not (fake_server.data_dir / "audio" / consultation_id).exists()

@@ -24,23 +24,23 @@ def _is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def sync_url(url: str) -> str:
-    """The URL for a synchronous driver (migrations, CLI): sqlite -> pysqlite, pg -> psycopg."""
+def _with_driver(url: str, sqlite_driver: str) -> str:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.set(drivername="sqlite+pysqlite").render_as_string(hide_password=False)
-    if parsed.get_backend_name() == "postgresql":
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername=sqlite_driver).render_as_string(hide_password=False)
+    if backend == "postgresql":  # psycopg 3 serves both the sync and the async engines
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return url
+
+
+def sync_url(url: str) -> str:
+    """The URL for a synchronous driver (migrations, CLI)."""
+    return _with_driver(url, "sqlite+pysqlite")
 
 
 def async_url(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    if parsed.get_backend_name() == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return url
+    return _with_driver(url, "sqlite+aiosqlite")
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
