@@ -18,6 +18,9 @@ class Segment:
     end: float
     text: str
     speaker: Speaker = "unknown"
+    # The provider's own diarization label ("0", "SPEAKER_01"), when it has one; roles
+    # (doctor/patient) are assigned from it later.
+    speaker_id: str | None = None
 
 
 @dataclass(frozen=True)
