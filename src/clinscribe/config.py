@@ -53,6 +53,9 @@ class ReverieSettings(_Section):
     app_id: str | None = None
     base_url: str = "https://revapi.reverieinc.com"
     domain: str = "generic"
+    poll_interval_s: float = Field(2.0, gt=0)
+    max_poll_s: float = Field(3600.0, gt=0)
+    timeout_s: float = Field(120.0, gt=0)
 
 
 class SarvamSettings(_Section):
@@ -60,6 +63,11 @@ class SarvamSettings(_Section):
     base_url: str = "https://api.sarvam.ai"
     model: str = "saaras:v3"
     mode: str = "transcribe"
+    diarization: bool = True
+    num_speakers: int = Field(2, ge=1, le=10)
+    poll_interval_s: float = Field(2.0, gt=0)
+    max_poll_s: float = Field(3600.0, gt=0)
+    timeout_s: float = Field(120.0, gt=0)
 
 
 class RetrySettings(_Section):
@@ -114,6 +122,13 @@ class Settings(BaseSettings):
     )
     executor_id: str | None = None
     worker_concurrency: int = Field(2, ge=1, le=64)
+    stt_concurrency: int = Field(
+        4, ge=1, le=64, description="pieces of long recordings sent to the provider at once"
+    )
+    stt_requests_per_minute: int | None = Field(
+        None, ge=1, description="start at most this many provider requests a minute (quota)"
+    )
+    chunk_overlap_s: float = Field(1.0, ge=0, le=10)
     shutdown_grace_s: float = Field(
         20.0, ge=0, le=600, description="on SIGTERM, how long running consultations may finish"
     )

@@ -15,6 +15,7 @@ from clinscribe.models import (
     NoteSectionRow,
     NoteSentenceRow,
     Transcript,
+    TranscriptChunk,
     UtteranceRow,
 )
 from clinscribe.notes.model import NoteDraft, Utterance
@@ -170,6 +171,51 @@ async def save_transcript(
     session.add(transcript)
     await session.flush()
     return transcript
+
+
+async def get_chunk(
+    session: AsyncSession, consultation_id: str, index: int
+) -> TranscriptChunk | None:
+    query = select(TranscriptChunk).where(
+        TranscriptChunk.consultation_id == consultation_id, TranscriptChunk.index == index
+    )
+    return (await session.scalars(query)).first()
+
+
+async def save_chunk(
+    session: AsyncSession,
+    consultation_id: str,
+    index: int,
+    span: tuple[float, float],
+    result: TranscriptionResult,
+) -> None:
+    session.add(
+        TranscriptChunk(
+            consultation_id=consultation_id,
+            index=index,
+            start=span[0],
+            end=span[1],
+            provider=result.provider,
+            model=result.model,
+            segments=[[s.start, s.end, s.text, s.speaker_id] for s in result.segments],
+        )
+    )
+    await session.flush()
+
+
+async def list_chunks(session: AsyncSession, consultation_id: str) -> list[TranscriptChunk]:
+    query = (
+        select(TranscriptChunk)
+        .where(TranscriptChunk.consultation_id == consultation_id)
+        .order_by(TranscriptChunk.index)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def delete_chunks(session: AsyncSession, consultation_id: str) -> None:
+    await session.execute(
+        delete(TranscriptChunk).where(TranscriptChunk.consultation_id == consultation_id)
+    )
 
 
 def utterances_of(transcript: Transcript) -> list[Utterance]:

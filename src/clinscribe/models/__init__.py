@@ -7,7 +7,7 @@ from clinscribe.models.consultation import (
     Stage,
 )
 from clinscribe.models.note import Note, NoteSectionRow, NoteSentenceRow
-from clinscribe.models.transcript import Transcript, UtteranceRow
+from clinscribe.models.transcript import Transcript, TranscriptChunk, UtteranceRow
 
 __all__ = [
     "Consultation",
@@ -18,5 +18,6 @@ __all__ = [
     "NoteSentenceRow",
     "Stage",
     "Transcript",
+    "TranscriptChunk",
     "UtteranceRow",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clinscribe.db.base import Base, UtcDateTime, utcnow
@@ -48,3 +49,27 @@ class UtteranceRow(Base):
     @property
     def public_id(self) -> str:
         return f"u{self.seq}"
+
+
+class TranscriptChunk(Base):
+    """The transcript of one piece of a long recording, kept until the pieces are merged.
+
+    Each chunk is its own checkpoint: after a crash only chunks without a row are sent to the
+    provider again.
+    """
+
+    __tablename__ = "transcript_chunks"
+    __table_args__ = (UniqueConstraint("consultation_id", "index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consultation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("consultations.id", ondelete="CASCADE"), index=True
+    )
+    index: Mapped[int] = mapped_column(Integer)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    # [[start, end, text, speaker_id | null], ...] relative to the chunk's own start
+    segments: Mapped[list[list[Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -21,6 +21,7 @@ from clinscribe.errors import Conflict
 from clinscribe.models import ConsultationStatus
 from clinscribe.pipeline import workflow
 from clinscribe.pipeline.runtime import Runtime
+from clinscribe.pipeline.transcription import chunk_workflow_id, stt_queue_name
 
 log = structlog.get_logger("clinscribe.engine")
 
@@ -82,6 +83,16 @@ async def launch(settings: Settings) -> None:
         polling_interval_sec=0.2,
         on_conflict="always_update",
     )
+    # Pieces of long recordings go through the provider's own queue: its concurrency and
+    # rate limit hold across all consultations (and, on Postgres, across processes).
+    rpm = settings.stt_requests_per_minute
+    await DBOS.register_queue_async(
+        stt_queue_name(settings.stt_provider),
+        worker_concurrency=settings.stt_concurrency,
+        limiter={"limit": rpm, "period": 60.0} if rpm else None,
+        polling_interval_sec=0.2,
+        on_conflict="always_update",
+    )
 
 
 def shutdown(grace_s: float = 0) -> None:
@@ -95,6 +106,16 @@ async def enqueue(consultation_id: str) -> None:
         await DBOS.enqueue_workflow_async(
             QUEUE_NAME, workflow.process_consultation, consultation_id
         )
+
+
+async def _children(consultation_id: str) -> list[str]:
+    """Ids of the chunk workflows of a consultation (long recordings only)."""
+    children = await DBOS.list_workflows_async(
+        workflow_id_prefix=chunk_workflow_id(consultation_id, 0)[:-4],
+        load_input=False,
+        load_output=False,
+    )
+    return [child.workflow_id for child in children]
 
 
 async def _first_unfinished_step(consultation_id: str) -> int:
@@ -128,6 +149,15 @@ async def retry(runtime: Runtime, consultation_id: str) -> None:
     if status is None:
         await enqueue(consultation_id)
         return
+    # Failed pieces of a long recording run again; finished pieces keep their checkpoints.
+    for child in await _children(consultation_id):
+        child_status = await DBOS.get_workflow_status_async(child)
+        if child_status is not None and child_status.status in _FAILED_WORKFLOW_STATES:
+            await DBOS.rewind_workflow_async(
+                child,
+                start_step=await _first_unfinished_step(child),
+                queue_name=stt_queue_name(runtime.settings.stt_provider),
+            )
     start_step = await _first_unfinished_step(consultation_id)
     log.info("consultation retried", consultation_id=consultation_id, start_step=start_step)
     await DBOS.rewind_workflow_async(consultation_id, start_step=start_step, queue_name=QUEUE_NAME)
@@ -179,10 +209,12 @@ async def reconcile_forever(runtime: Runtime, interval_s: float = 30.0) -> None:
 
 async def cancel(consultation_id: str) -> None:
     """Stop processing (before a delete). A step already running finishes its current call."""
-    status = await DBOS.get_workflow_status_async(consultation_id)
-    if status is not None and status.status in {
+    active = {
         WorkflowStatusString.ENQUEUED.value,
         WorkflowStatusString.PENDING.value,
         WorkflowStatusString.DELAYED.value,
-    }:
-        await DBOS.cancel_workflow_async(consultation_id)
+    }
+    for workflow_id in [consultation_id, *await _children(consultation_id)]:
+        status = await DBOS.get_workflow_status_async(workflow_id)
+        if status is not None and status.status in active:
+            await DBOS.cancel_workflow_async(workflow_id)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import structlog
 from dbos import DBOS
@@ -29,24 +27,17 @@ from clinscribe.models import ConsultationStatus, Stage
 from clinscribe.notes.evidence import verify_note as verify_draft
 from clinscribe.notes.templates import get_template
 from clinscribe.pipeline.audio import convert_to_wav
+from clinscribe.pipeline.progress import elapsed_ms, stage
 from clinscribe.pipeline.runtime import get_runtime
+from clinscribe.pipeline.transcription import (
+    merge_transcript,
+    plan_transcription,
+    transcribe_chunks,
+)
 
 log = structlog.get_logger("clinscribe.pipeline")
 
 WORKFLOW_NAME = "process_consultation"
-
-
-@asynccontextmanager
-async def _stage(consultation_id: str, stage: Stage) -> AsyncIterator[structlog.BoundLogger]:
-    """Mark the consultation as being in ``stage``, time it, and log one line per stage."""
-    runtime = get_runtime()
-    async with runtime.db.session() as session:
-        await repository.update_progress(
-            session, consultation_id, status=ConsultationStatus.PROCESSING, stage=stage
-        )
-    started = time.perf_counter()
-    yield log.bind(consultation_id=consultation_id, stage=stage.value)
-    metrics.STAGE_SECONDS.labels(stage.value).observe(time.perf_counter() - started)
 
 
 def _where(error: BaseException) -> str:
@@ -56,15 +47,11 @@ def _where(error: BaseException) -> str:
     return f"{ours[-1].filename.rsplit('/', 1)[-1]}:{ours[-1].lineno}" if ours else "unknown"
 
 
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
-
-
 @DBOS.step(name="preparing_audio")
 async def prepare_audio(consultation_id: str) -> float:
     """Decode the upload into 16 kHz mono WAV for the speech-to-text provider."""
     runtime = get_runtime()
-    async with _stage(consultation_id, Stage.PREPARING_AUDIO) as slog:
+    async with stage(consultation_id, Stage.PREPARING_AUDIO) as slog:
         started = time.perf_counter()
         source = runtime.audio.original(consultation_id)
         target = runtime.audio.normalized(consultation_id)
@@ -77,7 +64,7 @@ async def prepare_audio(consultation_id: str) -> float:
                 stage=Stage.PREPARING_AUDIO,
                 duration_s=round(duration, 3),
             )
-        slog.info("audio prepared", duration_ms=_elapsed_ms(started), audio_s=round(duration, 1))
+        slog.info("audio prepared", duration_ms=elapsed_ms(started), audio_s=round(duration, 1))
         return duration
 
 
@@ -85,7 +72,7 @@ async def prepare_audio(consultation_id: str) -> float:
 async def transcribe(consultation_id: str) -> int:
     """Send the audio to the configured speech-to-text provider; store the utterances."""
     runtime = get_runtime()
-    async with _stage(consultation_id, Stage.TRANSCRIBING) as slog:
+    async with stage(consultation_id, Stage.TRANSCRIBING) as slog:
         async with runtime.db.session() as session:
             existing = await repository.get_transcript(session, consultation_id)
             consultation = await repository.get_consultation(session, consultation_id)
@@ -106,7 +93,7 @@ async def transcribe(consultation_id: str) -> int:
             await repository.save_transcript(session, consultation_id, result)
         slog.info(
             f"transcription completed: {result.characters} characters",
-            duration_ms=_elapsed_ms(started),
+            duration_ms=elapsed_ms(started),
             characters=result.characters,
             utterances=len(result.segments),
             provider=result.provider,
@@ -118,7 +105,7 @@ async def transcribe(consultation_id: str) -> int:
 async def write_note(consultation_id: str) -> int:
     """Write the first note version from the transcript with the configured writer."""
     runtime = get_runtime()
-    async with _stage(consultation_id, Stage.WRITING_NOTE) as slog:
+    async with stage(consultation_id, Stage.WRITING_NOTE) as slog:
         async with runtime.db.session() as session:
             note = await repository.get_note(session, consultation_id)
             if note is not None:
@@ -136,7 +123,7 @@ async def write_note(consultation_id: str) -> int:
         characters = sum(len(s.text) for section in draft.sections for s in section.sentences)
         slog.info(
             f"{template.key.upper()} note generated: {characters} characters",
-            duration_ms=_elapsed_ms(started),
+            duration_ms=elapsed_ms(started),
             characters=characters,
             sentences=sum(len(section.sentences) for section in draft.sections),
             writer=draft.writer,
@@ -148,7 +135,7 @@ async def write_note(consultation_id: str) -> int:
 async def verify_note(consultation_id: str) -> int:
     """Check every sentence against its evidence; store the flags. Returns the flagged count."""
     runtime = get_runtime()
-    async with _stage(consultation_id, Stage.VERIFYING_NOTE) as slog:
+    async with stage(consultation_id, Stage.VERIFYING_NOTE) as slog:
         async with runtime.db.session() as session:
             note = await repository.get_note(session, consultation_id)
             transcript = await repository.get_transcript(session, consultation_id)
@@ -207,7 +194,12 @@ async def process_consultation(consultation_id: str) -> str:
         task.add_done_callback(get_runtime().running_workflows.discard)
     try:
         await prepare_audio(consultation_id)
-        await transcribe(consultation_id)
+        plan = await plan_transcription(consultation_id)
+        if len(plan) == 1:
+            await transcribe(consultation_id)
+        else:  # longer than the provider takes at once: pieces, each its own checkpoint
+            await transcribe_chunks(consultation_id, plan)
+            await merge_transcript(consultation_id)
         await write_note(consultation_id)
         await verify_note(consultation_id)
         await finalize(consultation_id)
@@ -240,6 +232,6 @@ async def process_consultation(consultation_id: str) -> str:
     log.info(
         "background task completed",
         consultation_id=consultation_id,
-        duration_ms=_elapsed_ms(started),
+        duration_ms=elapsed_ms(started),
     )
     return ConsultationStatus.COMPLETED.value

@@ -15,8 +15,6 @@ KNOWN_LANGUAGES = frozenset(
     {"en", "hi", "ta", "te", "kn", "ml", "mr", "bn", "gu", "pa", "or", "as", "ur"}
 )
 
-_PLANNED = {"reverie", "sarvam"}
-
 
 def build_speech_to_text(settings: Settings) -> SpeechToText:
     name = settings.stt_provider
@@ -28,12 +26,22 @@ def build_speech_to_text(settings: Settings) -> SpeechToText:
         from clinscribe.providers.stt.openai_compat import OpenAICompatibleSpeechToText
 
         return OpenAICompatibleSpeechToText(settings.openai_stt, settings.retry)
-    if name in _PLANNED:
-        raise ConfigurationError(
-            f"The '{name}' speech-to-text adapter is not part of this release yet. Set "
-            "CLINSCRIBE_STT_PROVIDER to 'local' or 'openai' (Groq/OpenAI-compatible).",
-            code="provider_unavailable_in_release",
-        )
+    if name == "sarvam":
+        from clinscribe.providers.stt.sarvam import SarvamSpeechToText
+
+        s = settings.sarvam
+        return SarvamSpeechToText(
+            s, settings.retry, poll_interval_s=s.poll_interval_s, max_poll_s=s.max_poll_s,
+            diarization=s.diarization, num_speakers=s.num_speakers, timeout_s=s.timeout_s,
+        )  # fmt: skip
+    if name == "reverie":
+        from clinscribe.providers.stt.reverie import ReverieSpeechToText
+
+        r = settings.reverie
+        return ReverieSpeechToText(
+            r, settings.retry, poll_interval_s=r.poll_interval_s, max_poll_s=r.max_poll_s,
+            timeout_s=r.timeout_s,
+        )  # fmt: skip
     raise ConfigurationError(f"Unknown CLINSCRIBE_STT_PROVIDER '{name}'.")
 
 
@@ -56,7 +64,15 @@ def stt_capabilities(settings: Settings) -> SttCapabilities:
             diarization=False,
             needs_key=True,
         )
-    return build_speech_to_text(settings).capabilities
+    if settings.stt_provider == "reverie":
+        from clinscribe.providers.stt.reverie import REVERIE_CAPABILITIES
+
+        return REVERIE_CAPABILITIES
+    if settings.stt_provider == "sarvam":
+        from clinscribe.providers.stt.sarvam import SarvamSpeechToText
+
+        return SarvamSpeechToText.capabilities
+    raise ConfigurationError(f"Unknown CLINSCRIBE_STT_PROVIDER '{settings.stt_provider}'.")
 
 
 def check_language(settings: Settings, language: str) -> str:

@@ -1,0 +1,36 @@
+"""Progress bookkeeping shared by the pipeline steps: stage changes, timing, log context."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+
+from clinscribe import metrics
+from clinscribe.consultations import repository
+from clinscribe.models import ConsultationStatus, Stage
+from clinscribe.pipeline.runtime import get_runtime
+
+log = structlog.get_logger("clinscribe.pipeline")
+
+
+@asynccontextmanager
+async def stage(consultation_id: str, current: Stage) -> AsyncIterator[structlog.BoundLogger]:
+    """Mark the consultation as being in ``stage``, time it, and log one line per stage."""
+    runtime = get_runtime()
+    async with runtime.db.session() as session:
+        row = await repository.get_consultation(session, consultation_id)
+        already = row is not None and (row.status, row.stage) == ("processing", current.value)
+        if not already:  # several steps share a stage; announce it once
+            await repository.update_progress(
+                session, consultation_id, status=ConsultationStatus.PROCESSING, stage=current
+            )
+    started = time.perf_counter()
+    yield log.bind(consultation_id=consultation_id, stage=current.value)
+    metrics.STAGE_SECONDS.labels(current.value).observe(time.perf_counter() - started)
+
+
+def elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

@@ -1,0 +1,180 @@
+"""Transcribing recordings longer than a provider takes in one request.
+
+    planning_chunks      cut the recording at silences into pieces within the provider's
+                         per-request limit (seconds, or bytes as 16 kHz WAV), with a small overlap
+    transcribe_chunk     one child workflow per piece, on the provider's own queue (its
+                         concurrency and rate limit protect the vendor quota); each piece is
+                         its own checkpoint: after a crash only unfinished pieces are sent again
+    merging_transcript   shift, de-duplicate the overlaps, store one transcript
+
+A recording within the limit (or a provider without one) takes the single ``transcribing``
+step in workflow.py instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
+
+from clinscribe.consultations import repository
+from clinscribe.models import Stage
+from clinscribe.pipeline.chunking import (
+    Chunk,
+    merge_segments,
+    plan_chunks,
+    speech_regions,
+    write_chunk,
+)
+from clinscribe.pipeline.progress import stage
+from clinscribe.pipeline.runtime import Runtime, get_runtime
+from clinscribe.providers.stt.base import Segment, SttCapabilities, TranscriptionResult
+
+log = structlog.get_logger("clinscribe.pipeline")
+
+WAV_BYTES_PER_SECOND = 16_000 * 2
+# Stay a little under the vendor's limit: WAV headers, rounding, the overlap.
+_LIMIT_MARGIN = 0.95
+
+
+def stt_queue_name(provider: str) -> str:
+    return f"stt-{provider}"
+
+
+def max_chunk_seconds(capabilities: SttCapabilities) -> float | None:
+    """The longest piece the provider accepts in one request, or None without a limit."""
+    limits = []
+    if capabilities.max_seconds_per_request is not None:
+        limits.append(capabilities.max_seconds_per_request)
+    if capabilities.max_bytes_per_request is not None:
+        limits.append(capabilities.max_bytes_per_request / WAV_BYTES_PER_SECOND)
+    return min(limits) * _LIMIT_MARGIN if limits else None
+
+
+@DBOS.step(name="planning_chunks")
+async def plan_transcription(consultation_id: str) -> list[tuple[float, float]]:
+    """The pieces to transcribe, as (start, end) seconds; one piece when no split is needed."""
+    runtime = get_runtime()
+    wav = runtime.audio.normalized(consultation_id)
+    async with stage(consultation_id, Stage.TRANSCRIBING), runtime.db.session() as session:
+        consultation = await repository.get_consultation(session, consultation_id)
+        assert consultation is not None
+        duration = float(consultation.duration_s or 0.0)
+    limit = max_chunk_seconds(runtime.stt.capabilities)
+    if limit is None or duration <= limit:
+        return [(0.0, duration)]
+    speech = await asyncio.to_thread(speech_regions, wav)
+    chunks = plan_chunks(
+        duration, speech, max_seconds=limit, overlap_s=runtime.settings.chunk_overlap_s
+    )
+    log.info(
+        "recording split for the provider",
+        consultation_id=consultation_id,
+        chunks=len(chunks),
+        max_chunk_s=round(limit, 1),
+    )
+    return [(c.start, c.end) for c in chunks]
+
+
+async def _transcribe_piece(
+    runtime: Runtime, consultation_id: str, index: int, span: tuple[float, float]
+) -> TranscriptionResult:
+    source = runtime.audio.normalized(consultation_id)
+    piece = source.with_name(f"chunk-{index:04d}.wav")
+    chunk = Chunk(index=index, start=span[0], end=span[1])
+    await asyncio.to_thread(write_chunk, source, chunk, piece)
+    async with runtime.db.session() as session:
+        consultation = await repository.get_consultation(session, consultation_id)
+        assert consultation is not None
+        language = consultation.language
+    try:
+        return await runtime.stt.transcribe(piece, language=language)
+    finally:
+        piece.unlink(missing_ok=True)
+
+
+@DBOS.step(name="transcribing_chunk")
+async def transcribe_chunk_step(consultation_id: str, index: int, start: float, end: float) -> int:
+    runtime = get_runtime()
+    async with runtime.db.session() as session:
+        stored = await repository.get_chunk(session, consultation_id, index)
+        if stored is not None:  # finished before a crash: never paid for twice
+            return len(stored.segments)
+    started = time.perf_counter()
+    result = await _transcribe_piece(runtime, consultation_id, index, (start, end))
+    async with runtime.db.session() as session:
+        await repository.save_chunk(session, consultation_id, index, (start, end), result)
+    log.info(
+        "chunk transcribed",
+        consultation_id=consultation_id,
+        chunk=index,
+        audio_s=round(end - start, 1),
+        duration_ms=int((time.perf_counter() - started) * 1000),
+        characters=result.characters,
+    )
+    return len(result.segments)
+
+
+@DBOS.workflow(name="transcribe_chunk", max_recovery_attempts=5)
+async def transcribe_chunk(consultation_id: str, index: int, start: float, end: float) -> int:
+    return await transcribe_chunk_step(consultation_id, index, start, end)
+
+
+def chunk_workflow_id(consultation_id: str, index: int) -> str:
+    return f"{consultation_id}-chunk-{index:04d}"
+
+
+async def transcribe_chunks(consultation_id: str, plan: list[tuple[float, float]]) -> None:
+    """Enqueue every piece on the provider's queue, then wait for all of them.
+
+    Child workflow ids are derived from the consultation id, so a replay after a crash finds
+    the same children instead of starting new ones.
+    """
+    queue = stt_queue_name(get_runtime().settings.stt_provider)
+    handles: list[WorkflowHandleAsync[int]] = []
+    for index, (start, end) in enumerate(plan):
+        with SetWorkflowID(chunk_workflow_id(consultation_id, index)):
+            handles.append(
+                await DBOS.enqueue_workflow_async(
+                    queue, transcribe_chunk, consultation_id, index, start, end
+                )
+            )
+    for handle in handles:
+        await handle.get_result()
+
+
+@DBOS.step(name="merging_transcript")
+async def merge_transcript(consultation_id: str) -> int:
+    """Join the pieces into one transcript (overlaps de-duplicated) and drop the pieces."""
+    runtime = get_runtime()
+    async with runtime.db.session() as session:
+        if await repository.get_transcript(session, consultation_id) is not None:
+            return -1
+        consultation = await repository.get_consultation(session, consultation_id)
+        rows = await repository.list_chunks(session, consultation_id)
+        assert consultation is not None and rows
+        chunks = [Chunk(index=r.index, start=r.start, end=r.end) for r in rows]
+        results = [
+            [Segment(start=s[0], end=s[1], text=s[2], speaker_id=s[3]) for s in r.segments]
+            for r in rows
+        ]
+        merged = merge_segments(chunks, results)
+        result = TranscriptionResult(
+            language=consultation.language,
+            duration_s=float(consultation.duration_s or rows[-1].end),
+            segments=merged,
+            provider=rows[0].provider,
+            model=rows[0].model,
+        )
+        await repository.save_transcript(session, consultation_id, result)
+        await repository.delete_chunks(session, consultation_id)
+    log.info(
+        f"transcription completed: {result.characters} characters",
+        consultation_id=consultation_id,
+        characters=result.characters,
+        utterances=len(merged),
+        chunks=len(rows),
+    )
+    return len(merged)
