@@ -123,3 +123,52 @@ def test_a_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: CLINSCRIBE_WORKER_CONCURRENCY:")
     assert "Traceback" not in result.stderr
+
+
+def test_doctor_reports_what_to_fix(tmp_path: Path) -> None:
+    base = {"CLINSCRIBE_DATA_DIR": str(tmp_path / "d")}
+    assert _run("db", "upgrade", env=base, cwd=tmp_path).returncode == 0
+    with FakeOpenAIServer(api_key="right-key") as fake:
+        stt = {
+            "CLINSCRIBE_STT_PROVIDER": "openai",
+            "CLINSCRIBE_OPENAI_STT__BASE_URL": fake.base_url,
+        }
+        good = _run(
+            "doctor", env=base | stt | {"CLINSCRIBE_OPENAI_STT__API_KEY": "right-key"}, cwd=tmp_path
+        )
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "ok    speech-to-text (openai): model whisper-large-v3" in good.stdout
+        assert "right-key" not in good.stdout
+
+        wrong = _run(
+            "doctor", env=base | stt | {"CLINSCRIBE_OPENAI_STT__API_KEY": "nope"}, cwd=tmp_path
+        )
+        assert wrong.returncode == 1
+        assert (
+            "key was rejected" in wrong.stdout and "CLINSCRIBE_OPENAI_STT__API_KEY" in wrong.stdout
+        )
+
+        model = _run(
+            "doctor",
+            env=base
+            | stt
+            | {
+                "CLINSCRIBE_OPENAI_STT__API_KEY": "right-key",
+                "CLINSCRIBE_OPENAI_STT__MODEL": "whisper-9",
+            },
+            cwd=tmp_path,
+        )
+        assert model.returncode == 1 and "model 'whisper-9' is not offered" in model.stdout
+    missing = _run("doctor", env=base | {"CLINSCRIBE_STT_PROVIDER": "sarvam"}, cwd=tmp_path)
+    assert missing.returncode == 1 and "CLINSCRIBE_SARVAM__API_KEY" in missing.stdout
+    local = _run("doctor", env=base | {"CLINSCRIBE_LOCAL_STT__MODEL": "tiny.en"}, cwd=tmp_path)
+    assert local.returncode == 0, local.stdout
+    pending = _run(
+        "doctor",
+        env={
+            "CLINSCRIBE_DATA_DIR": str(tmp_path / "fresh"),
+            "CLINSCRIBE_LOCAL_STT__MODEL": "tiny.en",
+        },
+        cwd=tmp_path,
+    )
+    assert pending.returncode == 1 and "clinscribe db upgrade" in pending.stdout

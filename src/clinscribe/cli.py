@@ -85,6 +85,18 @@ def worker() -> None:
     asyncio.run(main())
 
 
+@app.command()
+def doctor() -> None:
+    """Check the configuration and provider reachability; print what to fix."""
+    from clinscribe.doctor import run_checks
+
+    checks = run_checks(_settings())
+    for check in checks:
+        typer.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(code=1)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (the app database; DBOS migrates its own on start)."""

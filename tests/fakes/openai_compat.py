@@ -367,6 +367,10 @@ class FakeOpenAIServer:
 
     async def _models(self, request: Request) -> Response:
         rec = self._record(request)
+        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            fault = FakeFault.invalid_key()  # listing models needs a valid key, as on Groq
+            assert fault.body is not None
+            return self._finish(rec, JSONResponse(fault.body, status_code=fault.status))
         data = [
             {"id": name, "object": "model", "created": 1_693_721_698, "active": True}
             | {"owned_by": _OWNERS.get(name.split("-")[0], "OpenAI")}
