@@ -79,7 +79,10 @@ def test_transcript_note_edit_sign_regenerate_delete(fake_server: ServerProcess)
     with fake_server.client() as client:
         transcript = client.get(f"{base}/transcript").json()
         ids = {u["id"] for u in transcript["utterances"]}
-        assert len(ids) >= 5 and all(u["speaker"] == "unknown" for u in transcript["utterances"])
+        assert len(ids) >= 5
+        speakers = {u["speaker"] for u in transcript["utterances"]}
+        # No diarization from this provider: roles come from strong cues only (heuristic).
+        assert speakers <= {"doctor", "patient", "unknown"} and "doctor" in speakers
 
         note = client.get(f"{base}/note").json()
         assert note["version"] == 1 and note["status"] == "draft"

@@ -15,7 +15,8 @@ the two net scores differ by less than ``MIN_MARGIN`` points, or by less than
 ``unknown``. A single speaker also stays ``unknown`` (nothing to contrast them with).
 
 Without diarization each segment is judged alone, and only on strong cues (``STRONG_DOCTOR``,
-``STRONG_PATIENT``); a segment matching both, or neither, stays ``unknown``.
+``STRONG_PATIENT``); a segment matching both, or neither, stays ``unknown``. The same per-segment
+rules apply to the odd segment without a ``speaker_id`` in an otherwise diarized transcript.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from clinscribe.pipeline.chunking import (
 )
 from clinscribe.pipeline.progress import stage
 from clinscribe.pipeline.runtime import Runtime, get_runtime
+from clinscribe.pipeline.speakers import assign_roles
 from clinscribe.providers.stt.base import Segment, SttCapabilities, TranscriptionResult
 
 log = structlog.get_logger("clinscribe.pipeline")
@@ -160,7 +161,7 @@ async def merge_transcript(consultation_id: str) -> int:
             [Segment(start=s[0], end=s[1], text=s[2], speaker_id=s[3]) for s in r.segments]
             for r in rows
         ]
-        merged = merge_segments(chunks, results)
+        merged = assign_roles(merge_segments(chunks, results))
         result = TranscriptionResult(
             language=consultation.language,
             duration_s=float(consultation.duration_s or rows[-1].end),

@@ -13,6 +13,7 @@ change with ``DBOS.patch`` or a new ``CLINSCRIBE_APPLICATION_VERSION``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import traceback
 
@@ -29,6 +30,7 @@ from clinscribe.notes.templates import get_template
 from clinscribe.pipeline.audio import convert_to_wav
 from clinscribe.pipeline.progress import elapsed_ms, stage
 from clinscribe.pipeline.runtime import get_runtime
+from clinscribe.pipeline.speakers import assign_roles
 from clinscribe.pipeline.transcription import (
     merge_transcript,
     plan_transcription,
@@ -89,6 +91,7 @@ async def transcribe(consultation_id: str) -> int:
         except ProviderError as error:
             metrics.PROVIDER_ERRORS.labels(error.provider, error.code).inc()
             raise
+        result = dataclasses.replace(result, segments=assign_roles(result.segments))
         async with runtime.db.session() as session:
             await repository.save_transcript(session, consultation_id, result)
         slog.info(
