@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 import threading
 import time
 import uuid
@@ -23,11 +22,12 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from tests.fakes._loopback import LoopbackServer
 
 Segments = list[tuple[float, float, str]]  # (start s, end s, text)
 TranscribeFn = Callable[[bytes, float | None, dict[str, str]], Segments]
@@ -140,8 +140,10 @@ def default_chat(payload: dict[str, Any]) -> str:
     return json.dumps({"note": f"Fake note for: {str(last)[:80]}"})
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """Groq-flavoured OpenAI-compatible server running uvicorn in a background thread."""
+
+    label = "fake OpenAI server"
 
     def __init__(self, *, api_key: str | None = None, latency_s: float = 0.0) -> None:
         self.api_key = api_key
@@ -157,9 +159,6 @@ class FakeOpenAIServer:
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._requests_used = self._tokens_used = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
         prefix = "/openai/v1"
         self.app = Starlette(
             routes=[
@@ -168,42 +167,6 @@ class FakeOpenAIServer:
                 Route(f"{prefix}/models", self._models, methods=["GET"]),
             ]
         )
-
-    def start(self, timeout_s: float = 10.0) -> FakeOpenAIServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", loop="asyncio")
-        config.timeout_graceful_shutdown = 2  # in-flight slow requests must not block stop()
-        self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=server.run, args=([sock],), daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"fake OpenAI server did not start within {timeout_s} s")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
-        if server is not None and thread is not None:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def root_url(self) -> str:
-        """Origin only, for the groq SDK, which appends ``/openai/v1/...`` itself."""
-        if self._port is None:
-            raise RuntimeError("fake OpenAI server is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def base_url(self) -> str:

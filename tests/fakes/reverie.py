@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import threading
 import time
 import uuid
@@ -25,13 +24,13 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes._loopback import LoopbackServer
 from tests.fakes.openai_compat import CANNED_CONSULTATION, wav_duration
 
 Segments = list[tuple[float, float, str]]  # (start s, end s, text)
@@ -142,8 +141,10 @@ def _srt_time(seconds: float) -> str:
     return f"{hours:02}:{minutes:02}:{rest // 1000:02},{rest % 1000:03}"
 
 
-class FakeReverieServer:
+class FakeReverieServer(LoopbackServer):
     """Reverie STT (`stt_file` and `stt_batch`) running uvicorn in a background thread."""
+
+    label = "fake Reverie server"
 
     def __init__(
         self,
@@ -163,9 +164,6 @@ class FakeReverieServer:
         self.jobs: dict[str, FakeJob] = {}
         self.limit_violations = 0  # stt_file requests over 300 s; the adapter must never send one
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
         self.app = Starlette(
             routes=[
                 Route("/", self._stt_file, methods=["POST"]),
@@ -175,40 +173,9 @@ class FakeReverieServer:
             ]
         )
 
-    def start(self, timeout_s: float = 10.0) -> FakeReverieServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", loop="asyncio")
-        config.timeout_graceful_shutdown = 2
-        self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=server.run, args=([sock],), daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"fake Reverie server did not start within {timeout_s} s")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
-        if server is not None and thread is not None:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-    def __enter__(self) -> FakeReverieServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     @property
     def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("fake Reverie server is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return self.root_url
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         with self._lock:

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 import uuid
@@ -25,11 +24,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes._loopback import LoopbackServer
 
 from .openai_compat import CANNED_CONSULTATION, wav_duration
 
@@ -117,8 +117,10 @@ def canned_dialogue(audio: bytes, duration: float) -> Utterances:
     ]
 
 
-class FakeSarvamServer:
+class FakeSarvamServer(LoopbackServer):
     """Sarvam speech-to-text (REST and batch jobs) running uvicorn in a background thread."""
+
+    label = "fake Sarvam server"
 
     def __init__(self, *, api_key: str | None = None, latency_s: float = 0.0) -> None:
         self.api_key = api_key
@@ -135,9 +137,6 @@ class FakeSarvamServer:
         self.jobs: dict[str, FakeJob] = {}
         self._secret = uuid.uuid4().bytes
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
         self.app = Starlette(
             routes=[
                 Route("/speech-to-text", self._rest, methods=["POST"]),
@@ -150,40 +149,9 @@ class FakeSarvamServer:
             ]
         )
 
-    def start(self, timeout_s: float = 10.0) -> FakeSarvamServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", loop="asyncio")
-        config.timeout_graceful_shutdown = 2
-        self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=server.run, args=([sock],), daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"fake Sarvam server did not start within {timeout_s} s")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
-        if server is not None and thread is not None:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-    def __enter__(self) -> FakeSarvamServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     @property
     def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("fake Sarvam server is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return self.root_url
 
     def requests_to(self, path_suffix: str, method: str | None = None) -> list[RecordedRequest]:
         with self._lock:
