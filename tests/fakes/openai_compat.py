@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import random
 import threading
 import time
 import uuid
@@ -152,6 +153,13 @@ class FakeOpenAIServer(LoopbackServer):
         self.ratelimit_requests = 14_400  # per day
         self.ratelimit_tokens = 12_000  # per minute
         self.faults: deque[FakeFault] = deque()
+        # Random rate limiting: this fraction of model requests answers 429 with retry-after
+        # (seeded, so a failing run can be replayed).
+        self.rate_limit_fraction = 0.0
+        self.rate_limit_retry_after_s = 1.0
+        self.random = random.Random(1234)
+        # Extra latency proportional to the audio sent (seconds per audio-minute).
+        self.latency_per_audio_minute_s = 0.0
         self.transcribe: TranscribeFn | None = None
         self.chat: ChatFn | None = None
         self.transcription_models: set[str] = set(TRANSCRIPTION_MODELS)
@@ -223,6 +231,8 @@ class FakeOpenAIServer(LoopbackServer):
         else:
             # Only the server's event loop pops, so check-then-pop cannot race.
             fault = self.faults.popleft() if self.faults else None
+            if fault is None and self.random.random() < self.rate_limit_fraction:
+                fault = FakeFault.rate_limited(self.rate_limit_retry_after_s)
             if self.latency_s > 0:
                 await asyncio.sleep(self.latency_s)
         if fault is None:
@@ -267,6 +277,8 @@ class FakeOpenAIServer(LoopbackServer):
         if response_format not in _RESPONSE_FORMATS:
             return self._fail(rec, 400, f"response_format must be one of {_RESPONSE_FORMATS}")
         duration = wav_duration(audio)
+        if self.latency_per_audio_minute_s > 0 and duration:
+            await asyncio.sleep(self.latency_per_audio_minute_s * duration / 60)
         segments = (self.transcribe or canned_consultation)(audio, duration, dict(rec.form))
         text = "".join(f" {seg_text.strip()}" for _, _, seg_text in segments)
         x_groq = {"id": rec.request_id}
