@@ -84,6 +84,19 @@ def test_transcript_note_edit_sign_regenerate_delete(fake_server: ServerProcess)
         # No diarization from this provider: roles come from strong cues only (heuristic).
         assert speakers <= {"doctor", "patient", "unknown"} and "doctor" in speakers
 
+        corrected = client.patch(f"{base}/transcript/utterances/u2", json={"speaker": "patient"})
+        assert corrected.status_code == 200, corrected.text
+        assert corrected.json()["utterances"][1]["speaker"] == "patient"
+        assert client.get(f"{base}/transcript").json()["utterances"][1]["speaker"] == "patient"
+        for bad_id, status in (("u999", 404), ("x1", 404)):
+            response = client.patch(
+                f"{base}/transcript/utterances/{bad_id}", json={"speaker": "doctor"}
+            )
+            assert response.status_code == status
+            assert response.json()["error"]["code"] == "utterance_not_found"
+        wrong = client.patch(f"{base}/transcript/utterances/u2", json={"speaker": "nurse"})
+        assert wrong.status_code == 422
+
         note = client.get(f"{base}/note").json()
         assert note["version"] == 1 and note["status"] == "draft"
         assert [s["key"] for s in note["sections"]] == [

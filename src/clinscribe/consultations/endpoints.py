@@ -22,6 +22,7 @@ from clinscribe.consultations.schemas import (
     NoteOut,
     RegenerateIn,
     SignIn,
+    SpeakerIn,
     TranscriptOut,
 )
 from clinscribe.errors import BadRequest, ClinscribeError, NotFound
@@ -181,6 +182,22 @@ async def get_transcript(consultation_id: str, session: SessionDep) -> Transcrip
     transcript = await repository.get_transcript(session, consultation_id)
     if transcript is None:
         raise NotFound("The transcript is not ready yet.", code="transcript_not_found")
+    return TranscriptOut.of(transcript)
+
+
+@router.patch(
+    "/{consultation_id}/transcript/utterances/{utterance_id}",
+    response_model=TranscriptOut,
+    responses=_ERROR_RESPONSES,
+    summary="Correct who spoke an utterance (speaker roles are a heuristic)",
+)
+async def correct_speaker(
+    consultation_id: str, utterance_id: str, body: SpeakerIn, session: SessionDep
+) -> TranscriptOut:
+    await service.correct_speaker(session, consultation_id, utterance_id[:16], body.speaker)
+    transcript = await repository.get_transcript(session, consultation_id)
+    assert transcript is not None
+    await session.refresh(transcript, ["utterances"])
     return TranscriptOut.of(transcript)
 
 

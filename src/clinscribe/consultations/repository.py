@@ -218,6 +218,19 @@ async def delete_chunks(session: AsyncSession, consultation_id: str) -> None:
     )
 
 
+async def set_speaker(
+    session: AsyncSession, consultation_id: str, seq: int, speaker: str
+) -> UtteranceRow | None:
+    query = select(UtteranceRow).where(
+        UtteranceRow.consultation_id == consultation_id, UtteranceRow.seq == seq
+    )
+    row = (await session.scalars(query)).first()
+    if row is not None:
+        row.speaker = speaker
+        await session.flush()
+    return row
+
+
 def utterances_of(transcript: Transcript) -> list[Utterance]:
     return [
         Utterance(

@@ -177,6 +177,13 @@ class SignIn(BaseModel):
     version: int | None = Field(None, description="The version you reviewed; default latest")
 
 
+class SpeakerIn(BaseModel):
+    """A clinician's correction of who spoke an utterance."""
+
+    model_config = ConfigDict(extra="forbid")
+    speaker: Literal["doctor", "patient", "other", "unknown"]
+
+
 class RegenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     template: str = Field("soap", min_length=1, max_length=32)

@@ -127,6 +127,20 @@ async def get_note(session: AsyncSession, consultation_id: str, version: int | N
     return note
 
 
+async def correct_speaker(
+    session: AsyncSession, consultation_id: str, utterance_id: str, speaker: str
+) -> None:
+    await get_consultation(session, consultation_id)
+    seq = utterance_id[1:] if utterance_id.startswith("u") else ""
+    row = (
+        await repository.set_speaker(session, consultation_id, int(seq), speaker)
+        if (seq.isdigit())
+        else None
+    )
+    if row is None:
+        raise NotFound("No utterance with this id in the transcript.", code="utterance_not_found")
+
+
 async def save_edited_note(session: AsyncSession, consultation_id: str, body: NoteIn) -> Note:
     """Store an edited draft as a new version, re-verified against the transcript."""
     latest = await get_note(session, consultation_id, None)
