@@ -8,7 +8,9 @@ travel as headers (`REV-API-KEY`, `REV-APP-ID`, `REV-APPNAME`, `src_lang`, `doma
 `{job_id, code, message[, status | result]}`. Where the docs are silent (?) the choice is marked.
 
 A request is recorded, its credentials checked (403), a fault popped, ``latency_s`` slept, then the
-fault (if any) or validation and success answered. Tests steer it through attributes.
+fault (if any) or validation and success answered; a success (`stt_file` answer or batch transcript)
+first sleeps ``latency_per_audio_minute_s`` per minute of its audio. Tests steer it through
+attributes.
 """
 
 from __future__ import annotations
@@ -152,10 +154,12 @@ class FakeReverieServer(LoopbackServer):
         api_key: str = "rev-test-key",
         app_id: str = "rev-test-app",
         latency_s: float = 0.0,
+        latency_per_audio_minute_s: float = 0.0,
         polls_to_complete: int = 3,
     ) -> None:
         self.api_key, self.app_id = api_key, app_id
         self.latency_s = latency_s
+        self.latency_per_audio_minute_s = latency_per_audio_minute_s  # recognition time
         self.polls_to_complete = polls_to_complete  # status calls until a job is done
         self.job_outcome = "completed"  # set "failed" to fail the next jobs
         self.transcribe: TranscribeFn | None = None
@@ -234,6 +238,11 @@ class FakeReverieServer(LoopbackServer):
             self.faults.remove(fault)
         return fault
 
+    async def _recognise(self, duration: float) -> None:
+        """Take as long as recognising ``duration`` seconds of audio would."""
+        if self.latency_per_audio_minute_s > 0:
+            await asyncio.sleep(self.latency_per_audio_minute_s * duration / 60)
+
     def _segments(self, audio: bytes, duration: float) -> Segments:
         return (self.transcribe or canned_dialogue)(audio, duration)
 
@@ -260,6 +269,7 @@ class FakeReverieServer(LoopbackServer):
                 self.limit_violations += 1
             cause = "audio_file length should be equal to or less than 300 seconds"  # status (?)
             return self._finish(rec, failure(cause), 400)
+        await self._recognise(duration)
         display_text = " ".join(text.strip() for _, _, text in self._segments(audio, duration))
         body = {"id": str(uuid.uuid4()), "success": True, "final": True, "cause": "ready"}
         # `text` is the raw recognition, `display_text` the punctuated rendering (?).
@@ -327,6 +337,7 @@ class FakeReverieServer(LoopbackServer):
         code, message, _ = self._job_state(job)
         if code != "000":
             return self._finish(rec, job_answer(job.job_id, code, message))
+        await self._recognise(job.duration_s)
         transcript = " ".join(text.strip() for _, _, text in job.segments)
         subtitles = "".join(
             f"{i}\n{_srt_time(start)} --> {_srt_time(end)}\n{' '.join(raw_words(text))}\n\n"

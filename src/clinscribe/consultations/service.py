@@ -131,12 +131,10 @@ async def correct_speaker(
     session: AsyncSession, consultation_id: str, utterance_id: str, speaker: str
 ) -> None:
     await get_consultation(session, consultation_id)
-    seq = utterance_id[1:] if utterance_id.startswith("u") else ""
-    row = (
-        await repository.set_speaker(session, consultation_id, int(seq), speaker)
-        if (seq.isdigit())
-        else None
-    )
+    seq = utterance_id.removeprefix("u")
+    row = None
+    if utterance_id.startswith("u") and seq.isdigit() and len(seq) < 9:
+        row = await repository.set_speaker(session, consultation_id, int(seq), speaker)
     if row is None:
         raise NotFound("No utterance with this id in the transcript.", code="utterance_not_found")
 
