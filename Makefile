@@ -46,6 +46,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/stt_speed.py
 	$(BIN)/python bench/pipeline_throughput.py
 	$(BIN)/python bench/upload_memory.py
+	$(BIN)/python bench/chunked_transcription.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
