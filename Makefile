@@ -31,16 +31,16 @@ run: $(RUN_STAMP)
 	exec $(BIN)/clinscribe serve
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench eval
+	$(BIN)/ruff format --check src tests bench eval
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest
 
 format: $(DEV_STAMP)
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench eval
+	$(BIN)/ruff format src tests bench eval
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/stt_speed.py

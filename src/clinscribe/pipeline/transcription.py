@@ -1,4 +1,4 @@
-"""Transcribing recordings longer than a provider takes in one request.
+"""Transcription: every recording goes to the provider in pieces (usually one).
 
     planning_chunks      cut the recording at silences into pieces within the provider's
                          per-request limit (seconds, or bytes as 16 kHz WAV), with a small overlap
@@ -7,8 +7,8 @@
                          its own checkpoint: after a crash only unfinished pieces are sent again
     merging_transcript   shift, de-duplicate the overlaps, store one transcript
 
-A recording within the limit (or a provider without one) takes the single ``transcribing``
-step in workflow.py instead.
+A recording within the provider's limit (or a provider without one) is a single piece; it
+still goes through the provider's queue so the concurrency and rate limits hold for every call.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import time
 import structlog
 from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 
+from clinscribe import metrics
 from clinscribe.consultations import repository
+from clinscribe.errors import ProviderError
 from clinscribe.models import Stage
 from clinscribe.pipeline.chunking import (
     Chunk,
@@ -83,13 +85,14 @@ async def _transcribe_piece(
     runtime: Runtime, consultation_id: str, index: int, span: tuple[float, float]
 ) -> TranscriptionResult:
     source = runtime.audio.normalized(consultation_id)
-    piece = source.with_name(f"chunk-{index:04d}.wav")
-    chunk = Chunk(index=index, start=span[0], end=span[1])
-    await asyncio.to_thread(write_chunk, source, chunk, piece)
     async with runtime.db.session() as session:
         consultation = await repository.get_consultation(session, consultation_id)
         assert consultation is not None
-        language = consultation.language
+        language, duration = consultation.language, float(consultation.duration_s or 0.0)
+    if span[0] <= 0.0 and span[1] >= duration:  # the whole recording: no copy needed
+        return await runtime.stt.transcribe(source, language=language)
+    piece = source.with_name(f"chunk-{index:04d}.wav")
+    await asyncio.to_thread(write_chunk, source, Chunk(index, span[0], span[1]), piece)
     try:
         return await runtime.stt.transcribe(piece, language=language)
     finally:
@@ -104,7 +107,11 @@ async def transcribe_chunk_step(consultation_id: str, index: int, start: float, 
         if stored is not None:  # finished before a crash: never paid for twice
             return len(stored.segments)
     started = time.perf_counter()
-    result = await _transcribe_piece(runtime, consultation_id, index, (start, end))
+    try:
+        result = await _transcribe_piece(runtime, consultation_id, index, (start, end))
+    except ProviderError as error:
+        metrics.PROVIDER_ERRORS.labels(error.provider, error.code).inc()
+        raise
     async with runtime.db.session() as session:
         await repository.save_chunk(session, consultation_id, index, (start, end), result)
     log.info(

@@ -13,7 +13,6 @@ change with ``DBOS.patch`` or a new ``CLINSCRIBE_APPLICATION_VERSION``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import traceback
 
@@ -23,14 +22,13 @@ from dbos._error import DBOSWorkflowCancelledError
 
 from clinscribe import metrics
 from clinscribe.consultations import repository
-from clinscribe.errors import ClinscribeError, ProviderError
+from clinscribe.errors import ClinscribeError
 from clinscribe.models import ConsultationStatus, Stage
 from clinscribe.notes.evidence import verify_note as verify_draft
 from clinscribe.notes.templates import get_template
 from clinscribe.pipeline.audio import convert_to_wav
 from clinscribe.pipeline.progress import elapsed_ms, stage
 from clinscribe.pipeline.runtime import get_runtime
-from clinscribe.pipeline.speakers import assign_roles
 from clinscribe.pipeline.transcription import (
     merge_transcript,
     plan_transcription,
@@ -68,40 +66,6 @@ async def prepare_audio(consultation_id: str) -> float:
             )
         slog.info("audio prepared", duration_ms=elapsed_ms(started), audio_s=round(duration, 1))
         return duration
-
-
-@DBOS.step(name="transcribing")
-async def transcribe(consultation_id: str) -> int:
-    """Send the audio to the configured speech-to-text provider; store the utterances."""
-    runtime = get_runtime()
-    async with stage(consultation_id, Stage.TRANSCRIBING) as slog:
-        async with runtime.db.session() as session:
-            existing = await repository.get_transcript(session, consultation_id)
-            consultation = await repository.get_consultation(session, consultation_id)
-            if existing is not None:
-                slog.info("transcript already stored", utterances=len(existing.utterances))
-                return len(existing.utterances)
-            assert consultation is not None
-            language = consultation.language
-        started = time.perf_counter()
-        try:
-            result = await runtime.stt.transcribe(
-                runtime.audio.normalized(consultation_id), language=language
-            )
-        except ProviderError as error:
-            metrics.PROVIDER_ERRORS.labels(error.provider, error.code).inc()
-            raise
-        result = dataclasses.replace(result, segments=assign_roles(result.segments))
-        async with runtime.db.session() as session:
-            await repository.save_transcript(session, consultation_id, result)
-        slog.info(
-            f"transcription completed: {result.characters} characters",
-            duration_ms=elapsed_ms(started),
-            characters=result.characters,
-            utterances=len(result.segments),
-            provider=result.provider,
-        )
-        return len(result.segments)
 
 
 @DBOS.step(name="writing_note")
@@ -197,12 +161,11 @@ async def process_consultation(consultation_id: str) -> str:
         task.add_done_callback(get_runtime().running_workflows.discard)
     try:
         await prepare_audio(consultation_id)
+        # One piece, or several when the recording is longer than the provider takes at once;
+        # every provider call goes through the provider's queue (concurrency, rate limit).
         plan = await plan_transcription(consultation_id)
-        if len(plan) == 1:
-            await transcribe(consultation_id)
-        else:  # longer than the provider takes at once: pieces, each its own checkpoint
-            await transcribe_chunks(consultation_id, plan)
-            await merge_transcript(consultation_id)
+        await transcribe_chunks(consultation_id, plan)
+        await merge_transcript(consultation_id)
         await write_note(consultation_id)
         await verify_note(consultation_id)
         await finalize(consultation_id)
