@@ -22,7 +22,10 @@ from clinscribe.notes.extractive import (
 from clinscribe.notes.model import NoteDraft, NoteWriter, Speaker, Utterance
 from clinscribe.notes.templates import APSO, SOAP
 
-ACI_VALID = Path("/work/shared/data/aci-bench/challenge_data/valid.csv")
+ACI_VALID = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "aci-bench"
+    / "challenge_data" / "valid.csv"
+)  # fmt: skip
 
 
 def transcript(*texts: str, gap: float = 0.0, speaker: Speaker = "unknown") -> list[Utterance]:
