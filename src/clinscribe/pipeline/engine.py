@@ -90,7 +90,7 @@ async def launch(settings: Settings) -> None:
         stt_queue_name(settings.stt_provider),
         worker_concurrency=settings.stt_concurrency,
         limiter={"limit": rpm, "period": 60.0} if rpm else None,
-        polling_interval_sec=0.2,
+        polling_interval_sec=0.05,
         on_conflict="always_update",
     )
 

@@ -38,6 +38,7 @@ from clinscribe.providers.stt.base import Segment, SttCapabilities, Transcriptio
 log = structlog.get_logger("clinscribe.pipeline")
 
 WAV_BYTES_PER_SECOND = 16_000 * 2
+RESULT_POLL_S = 0.05
 # Stay a little under the vendor's limit: WAV headers, rounding, the overlap.
 _LIMIT_MARGIN = 0.95
 
@@ -150,7 +151,9 @@ async def transcribe_chunks(consultation_id: str, plan: list[tuple[float, float]
                 )
             )
     for handle in handles:
-        await handle.get_result()
+        # DBOS polls for a child's result once a second by default: too slow for live progress
+        # and a large share of a short consultation's processing time.
+        await handle.get_result(polling_interval_sec=RESULT_POLL_S)
 
 
 @DBOS.step(name="merging_transcript")
