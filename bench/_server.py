@@ -8,18 +8,21 @@ something goes wrong.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import psutil
@@ -308,3 +311,16 @@ def percentile(values: list[float], pct: float) -> float:
 
 def mib(value: float) -> float:
     return round(value / MB, 1)
+
+
+def in_temp_dir(
+    prefix: str,
+    measure: Callable[[argparse.Namespace, Path], dict[str, Any]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Run ``measure(args, tmp)`` in a fresh temp dir that is removed afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return measure(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

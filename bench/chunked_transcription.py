@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 import wave
 from datetime import UTC, datetime
@@ -221,11 +219,7 @@ def one_run(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="clinscribe-bench-chunked-"))
-    try:
-        return measure(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return srv.in_temp_dir("clinscribe-bench-chunked-", measure, args)
 
 
 def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

@@ -20,11 +20,9 @@ import argparse
 import asyncio
 import itertools
 import json
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -203,11 +201,7 @@ async def drive(args: argparse.Namespace, server: srv.Server, fake: Any) -> dict
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="clinscribe-bench-throughput-"))
-    try:
-        return measure(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return srv.in_temp_dir("clinscribe-bench-throughput-", measure, args)
 
 
 def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

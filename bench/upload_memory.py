@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import wave
 from pathlib import Path
@@ -67,11 +65,7 @@ def wait_terminal(client: Any, base_url: str, cid: str, timeout_s: float) -> dic
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="clinscribe-bench-upload-"))
-    try:
-        return measure(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return srv.in_temp_dir("clinscribe-bench-upload-", measure, args)
 
 
 def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
