@@ -8,13 +8,14 @@ import re
 import signal
 import tempfile
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from clinscribe.config import Settings, get_settings
+from clinscribe.cli_common import fail, load_settings
+from clinscribe.config import Settings
 from clinscribe.errors import ClinscribeError
+from clinscribe.evaluation.cli import eval_app
 
 app = typer.Typer(
     help="clinscribe: consultation audio -> transcript -> clinical note.",
@@ -23,22 +24,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-
-def _fail(error: ClinscribeError) -> NoReturn:
-    typer.echo(f"error: {error.message}", err=True)
-    raise typer.Exit(code=2)
-
-
-def _settings() -> Settings:
-    """Load settings, or exit with one line per bad variable naming it and what is wrong."""
-    try:
-        return get_settings()
-    except ValidationError as error:
-        for problem in error.errors():
-            name = "CLINSCRIBE_" + "__".join(str(p).upper() for p in problem["loc"])
-            typer.echo(f"error: {name}: {problem['msg']}", err=True)
-        raise typer.Exit(code=2) from None
+app.add_typer(eval_app, name="eval")
 
 
 @app.command()
@@ -51,7 +37,7 @@ def serve(
 
     from clinscribe.app import create_app
 
-    settings = _settings()
+    settings = load_settings()
     uvicorn.run(
         create_app(settings, run_worker=True),
         host=host or settings.host,
@@ -71,7 +57,7 @@ def worker() -> None:
     from clinscribe.app import worker_lifecycle
     from clinscribe.logging import configure_logging
 
-    settings = _settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
@@ -90,7 +76,7 @@ def doctor() -> None:
     """Check the configuration and provider reachability; print what to fix."""
     from clinscribe.doctor import run_checks
 
-    checks = run_checks(_settings())
+    checks = run_checks(load_settings())
     for check in checks:
         typer.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
     if not all(check.ok for check in checks):
@@ -102,7 +88,7 @@ def db_upgrade() -> None:
     """Apply database migrations (the app database; DBOS migrates its own on start)."""
     from clinscribe.db.migrate import upgrade
 
-    settings = _settings()
+    settings = load_settings()
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.app_database_url)
     typer.echo("database is up to date")
@@ -137,11 +123,11 @@ def transcribe(
     language: Annotated[str | None, typer.Option(help="ISO 639-1 code, e.g. en, hi, ta")] = None,
 ) -> None:
     """Transcribe an audio file with the configured provider and print the utterances."""
-    settings = _settings()
+    settings = load_settings()
     try:
         segments = _transcribe_file(settings, file, language or settings.default_language)
     except ClinscribeError as error:
-        _fail(error)
+        fail(error)
     for start, end, text in segments:
         typer.echo(f"[{start:7.2f} - {end:7.2f}] {text}")
 
@@ -178,7 +164,7 @@ def note(
     from clinscribe.notes.templates import get_template
     from clinscribe.providers.registry import build_note_writer
 
-    settings = _settings()
+    settings = load_settings()
     try:
         if file.suffix.lower() in {".txt", ".md"}:
             pairs = _utterances_from_text(file.read_text(encoding="utf-8"))
@@ -197,7 +183,7 @@ def note(
             asyncio.run(writer.write(utterances, get_template(template))), utterances
         )
     except ClinscribeError as error:
-        _fail(error)
+        fail(error)
     if as_json:
         from dataclasses import asdict
 

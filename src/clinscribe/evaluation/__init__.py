@@ -1,0 +1,1 @@
+"""Offline evaluation of note writers on public benchmarks."""
