@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clinscribe import __version__
 from clinscribe.config import Settings, get_settings
 from clinscribe.consultations.endpoints import router as consultations_router
+from clinscribe.consultations.upload import remove_abandoned_uploads
 from clinscribe.db import migrate
 from clinscribe.errors import ClinscribeError
 from clinscribe.logging import configure_logging
@@ -31,6 +32,8 @@ log = structlog.get_logger("clinscribe.app")
 async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIterator[Runtime]:
     """Everything a process needs to serve or process consultations, torn down in reverse."""
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    if removed := remove_abandoned_uploads(settings.upload_tmp_dir):
+        log.info("abandoned partial uploads removed", count=removed)
     if settings.auto_migrate:
         await asyncio.to_thread(migrate.upgrade, settings.app_database_url)
     runtime = Runtime.create(settings)

@@ -173,3 +173,21 @@ def test_filename_with_path_is_stored_safely(server: ServerProcess, tmp_path: Pa
     with server.client() as client:
         server.wait_terminal(consultation_id)
         assert client.delete(f"/api/consultations/{consultation_id}").status_code == 204
+
+
+def test_abandoned_partial_uploads_are_removed_at_start(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from clinscribe.consultations.upload import remove_abandoned_uploads
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    old, fresh = uploads / "a.upload", uploads / "b.upload"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert remove_abandoned_uploads(uploads) == 1
+    assert not old.exists() and fresh.exists()  # a fresh one may belong to a live upload
+    assert remove_abandoned_uploads(tmp_path / "missing") == 0

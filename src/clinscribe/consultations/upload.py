@@ -8,8 +8,10 @@ the size limit is enforced on the fly, and small text fields are kept in memory 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,6 +41,20 @@ class ParsedUpload:
     def discard(self) -> None:
         if self.audio_path is not None:
             self.audio_path.unlink(missing_ok=True)
+
+
+def remove_abandoned_uploads(upload_dir: Path, older_than_s: float = 3600.0) -> int:
+    """Delete partial uploads left by a process that died mid-upload; returns how many."""
+    if not upload_dir.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in upload_dir.glob("*.upload"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def safe_filename(raw: str | None) -> str | None:
