@@ -23,6 +23,8 @@ from typing import Any
 class ClinscribeError(Exception):
     status_code = 500
     code = "internal_error"
+    # Whether retrying the consultation can help once the cause is fixed (a key, a quota).
+    retryable = True
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -48,6 +50,13 @@ def _rebuild(cls: type[ClinscribeError], message: str, state: dict[str, Any]) ->
 class BadRequest(ClinscribeError):
     status_code = 400
     code = "bad_request"
+    retryable = False  # the input itself must change
+
+
+class ConsultationGone(ClinscribeError):
+    status_code = 409
+    code = "consultation_deleted"
+    retryable = False
 
 
 class InvalidAudio(BadRequest):

@@ -191,3 +191,31 @@ def test_abandoned_partial_uploads_are_removed_at_start(tmp_path: Path) -> None:
     assert remove_abandoned_uploads(uploads) == 1
     assert not old.exists() and fresh.exists()  # a fresh one may belong to a live upload
     assert remove_abandoned_uploads(tmp_path / "missing") == 0
+
+
+def _multipart(parts: bytes) -> tuple[bytes, dict[str, str]]:
+    return parts, {"content-type": "multipart/form-data; boundary=b"}
+
+
+def test_body_without_closing_boundary_is_refused(server: ServerProcess) -> None:
+    audio = SHORT_WAV.read_bytes()
+    body, headers = _multipart(
+        b'--b\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n' + audio
+    )  # cut off: no "\r\n--b--"
+    with server.client() as client:
+        response = client.post("/api/consultations", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "incomplete_upload"
+    _stored_nothing(server)
+
+
+def test_oversized_part_header_is_refused(server: ServerProcess) -> None:
+    body, headers = _multipart(
+        b'--b\r\nContent-Disposition: form-data; name="audio"; filename="'
+        + b"a" * 20_000 + b'.wav"\r\n\r\nxx\r\n--b--\r\n'
+    )  # fmt: skip
+    with server.client() as client:
+        response = client.post("/api/consultations", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_upload"  # never buffered without bound
+    _stored_nothing(server)

@@ -104,12 +104,16 @@ async def upload_consultation(request: Request, runtime: RuntimeDep) -> Consulta
         request.headers.get("content-length"),
         request.stream(),
     )
+    placed: str | None = None
     try:
         async with runtime.db.session() as session:
             consultation = await service.create_consultation(session, runtime, accepted)
+            placed = consultation.id  # the audio is in place; the commit is still to come
             out = ConsultationOut.of(consultation)
     except BaseException:
         accepted.upload.discard()
+        if placed is not None:
+            runtime.audio.delete(placed)
         raise
     try:
         await engine.enqueue(consultation.id)

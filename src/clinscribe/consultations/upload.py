@@ -26,6 +26,8 @@ from clinscribe.errors import BadRequest, UploadTooLarge
 AUDIO_FIELD = "audio"
 _MAX_FIELD_BYTES = 4096
 _MAX_FIELDS = 20
+_MAX_HEADER_BYTES = 8192  # a multipart header is a line, not a payload
+_MAX_HEADERS_PER_PART = 16
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -79,6 +81,8 @@ class _PartCollector:
         self._file: BinaryIO | None = None
         self._text = bytearray()
         self._writing_file = False
+        self.audio_complete = False
+        self.ended = False
 
     # header callbacks
     def on_part_begin(self) -> None:
@@ -89,13 +93,21 @@ class _PartCollector:
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
+        self._check_header_size()
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._header_value += data[start:end]
+        self._check_header_size()
+
+    def _check_header_size(self) -> None:
+        if len(self._header_field) + len(self._header_value) > _MAX_HEADER_BYTES:
+            raise BadRequest("A part header of the upload is too large.", code="bad_upload")
 
     def on_header_end(self) -> None:
         key = self._header_field.decode("latin-1").strip().lower()
         self._headers[key] = self._header_value.decode("utf-8", "replace")
+        if len(self._headers) > _MAX_HEADERS_PER_PART:
+            raise BadRequest("A part of the upload has too many headers.", code="bad_upload")
         self._header_field = b""
         self._header_value = b""
 
@@ -144,8 +156,12 @@ class _PartCollector:
             self._file.close()
             self._file = None
             self._writing_file = False
+            self.audio_complete = True
         elif self._name:
             self.result.fields[self._name] = self._text.decode("utf-8", "replace").strip()
+
+    def on_end(self) -> None:
+        self.ended = True
 
     def close(self) -> None:
         if self._file is not None:
@@ -195,6 +211,7 @@ async def read_audio_upload(
             "on_headers_finished",
             "on_part_data",
             "on_part_end",
+            "on_end",
         )
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
@@ -214,4 +231,11 @@ async def read_audio_upload(
         collector.result.discard()
         raise
     collector.close()
+    if not collector.ended or (collector.result.audio_path and not collector.audio_complete):
+        # python-multipart's finalize() does not check that the closing boundary arrived.
+        collector.result.discard()
+        raise BadRequest(
+            "The upload ended before it was complete. Send the recording again.",
+            code="incomplete_upload",
+        )
     return collector.result

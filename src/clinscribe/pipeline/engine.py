@@ -8,6 +8,7 @@ running workflows and pay providers twice.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -137,6 +138,17 @@ async def retry(runtime: Runtime, consultation_id: str) -> None:
                 f"{consultation.status if consultation else 'gone'}.",
                 code="not_retryable",
             )
+        if consultation.error_retryable is False:
+            raise Conflict(
+                "This failure cannot be fixed by retrying (for example, the recording cannot "
+                "be decoded). Upload the recording again.",
+                code="not_retryable",
+            )
+        previous_error = (
+            consultation.error_code or "unknown",
+            consultation.error_message or "",
+            True,
+        )
     status = await DBOS.get_workflow_status_async(consultation_id)
     if status is not None and status.status not in _FAILED_WORKFLOW_STATES | {
         WorkflowStatusString.SUCCESS.value
@@ -146,9 +158,24 @@ async def retry(runtime: Runtime, consultation_id: str) -> None:
         await repository.update_progress(
             session, consultation_id, status=ConsultationStatus.QUEUED, stage=consultation.stage
         )
-    if status is None:
-        await enqueue(consultation_id)
-        return
+    try:
+        if status is None:
+            await enqueue(consultation_id)
+            return
+        await _rewind(runtime, consultation_id)
+    except BaseException:
+        async with runtime.db.session() as session:  # nothing was restarted: still failed
+            await repository.update_progress(
+                session, consultation_id, status=ConsultationStatus.FAILED,
+                stage=consultation.stage, error=previous_error,
+            )  # fmt: skip
+        raise
+
+
+async def _rewind(runtime: Runtime, consultation_id: str) -> None:
+    # Resume under this deployment's version: a workflow left on an older version would stay
+    # ENQUEUED forever, since a queue only runs work of the current version.
+    version = runtime.settings.application_version
     # Failed pieces of a long recording run again; finished pieces keep their checkpoints.
     for child in await _children(consultation_id):
         child_status = await DBOS.get_workflow_status_async(child)
@@ -157,45 +184,71 @@ async def retry(runtime: Runtime, consultation_id: str) -> None:
                 child,
                 start_step=await _first_unfinished_step(child),
                 queue_name=stt_queue_name(runtime.settings.stt_provider),
+                application_version=version,
             )
     start_step = await _first_unfinished_step(consultation_id)
     log.info("consultation retried", consultation_id=consultation_id, start_step=start_step)
-    await DBOS.rewind_workflow_async(consultation_id, start_step=start_step, queue_name=QUEUE_NAME)
+    await DBOS.rewind_workflow_async(
+        consultation_id, start_step=start_step, queue_name=QUEUE_NAME, application_version=version
+    )
+
+
+# A row changed this recently may be in the middle of an accept or a retry: leave it alone.
+_RECONCILE_GRACE = timedelta(seconds=60)
 
 
 async def reconcile(runtime: Runtime) -> int:
     """Make the app database agree with the workflow engine; returns rows repaired.
 
     A consultation accepted just before a crash may never have been enqueued, and one whose
-    workflow ended outside our code (cancelled, recovery attempts exhausted) would otherwise
-    show "processing" forever.
+    workflow ended outside our code (cancelled, recovery attempts exhausted, a retry that
+    could not restart it) or waits for a version no worker runs would otherwise show
+    "processing" forever.
     """
     repaired = 0
     async with runtime.db.session() as session:
         unfinished = await repository.list_unfinished(session)
+    cutoff = datetime.now(UTC) - _RECONCILE_GRACE
     for consultation in unfinished:
-        status = await DBOS.get_workflow_status_async(consultation.id)
-        if status is None:
-            await enqueue(consultation.id)
-            repaired += 1
-        elif status.status in _FAILED_WORKFLOW_STATES:
-            async with runtime.db.session() as session:
-                await repository.update_progress(
-                    session,
-                    consultation.id,
-                    status=ConsultationStatus.FAILED,
-                    stage=consultation.stage,
-                    error=(
-                        "processing_interrupted",
-                        "Processing was interrupted and could not resume on its own. "
-                        "Retry the consultation.",
-                        True,
-                    ),
-                )
-            repaired += 1
+        if consultation.updated_at > cutoff:
+            continue
+        try:
+            repaired += await _reconcile_one(runtime, consultation.id, consultation.stage)
+        except Exception as error:  # one bad row must not stop the pass
+            log.error("reconcile failed for a consultation", consultation_id=consultation.id,
+                      error_type=type(error).__name__)  # fmt: skip
     if repaired:
         log.warning("consultations reconciled", count=repaired)
     return repaired
+
+
+async def _reconcile_one(runtime: Runtime, consultation_id: str, stage: str | None) -> int:
+    status = await DBOS.get_workflow_status_async(consultation_id)
+    if status is None:
+        await enqueue(consultation_id)
+        return 1
+    stranded = status.status == WorkflowStatusString.ENQUEUED.value and (
+        status.app_version not in (None, runtime.settings.application_version)
+    )
+    ended = status.status in _FAILED_WORKFLOW_STATES | {WorkflowStatusString.SUCCESS.value}
+    if not (ended or stranded):
+        return 0
+    async with runtime.db.session() as session:
+        if await repository.get_consultation(session, consultation_id) is None:
+            return 0  # deleted meanwhile
+        await repository.update_progress(
+            session,
+            consultation_id,
+            status=ConsultationStatus.FAILED,
+            stage=stage,
+            error=(
+                "processing_interrupted",
+                "Processing was interrupted and could not resume on its own. "
+                "Retry the consultation.",
+                True,
+            ),
+        )
+    return 1
 
 
 async def reconcile_forever(runtime: Runtime, interval_s: float = 30.0) -> None:

@@ -53,8 +53,10 @@ async def status_events(
     """Yield SSE frames until the consultation reaches a terminal status (or the client leaves)."""
     interval = runtime.settings.events_poll_interval_s
     async with runtime.db.session() as session:
-        row = await repository.get_consultation(session, consultation_id)
+        # Event id first, then the row: a change committed in between is sent twice (harmless)
+        # rather than never.
         last_id = await repository.last_event_id(session, consultation_id)
+        row = await repository.get_consultation(session, consultation_id)
     if row is None:
         return
     yield "retry: 2000\n\n"
@@ -77,6 +79,9 @@ async def status_events(
             yield format_event("status", _payload(row, event))
             if event.status in TERMINAL_STATUSES:
                 return
+        if not events and row.is_terminal:  # belt and braces: never outlive the work
+            yield format_event("status", _payload(row, None))
+            return
         if time.monotonic() - last_sent > KEEPALIVE_S:
             last_sent = time.monotonic()
             yield ": keep-alive\n\n"

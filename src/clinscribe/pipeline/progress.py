@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from clinscribe import metrics
 from clinscribe.consultations import repository
+from clinscribe.errors import ConsultationGone
 from clinscribe.models import ConsultationStatus, Stage
 from clinscribe.pipeline.runtime import get_runtime
 
@@ -34,3 +37,16 @@ async def stage(consultation_id: str, current: Stage) -> AsyncIterator[structlog
 
 def elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
+
+
+@asynccontextmanager
+async def storing(consultation_id: str) -> AsyncIterator[AsyncSession]:
+    """A session for a step's output. If the consultation was deleted meanwhile, the write
+    fails on its foreign key: say so without the database's message (it quotes the values)."""
+    try:
+        async with get_runtime().db.session() as session:
+            yield session
+    except IntegrityError:
+        raise ConsultationGone(
+            "The consultation was deleted while it was being processed."
+        ) from None

@@ -82,6 +82,13 @@ class Runtime:
             self._note_writer = registry.build_note_writer(self.settings)
         return self._note_writer
 
+    def track_current_task(self) -> None:
+        """Register the running workflow's task, so a shutdown can cancel it after the grace."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.running_workflows.add(task)
+            task.add_done_callback(self.running_workflows.discard)
+
     async def cancel_running_workflows(self, timeout_s: float = 10.0) -> int:
         """Cancel workflows still running after the shutdown grace period; they resume at
         their first unfinished step on the next start. Returns how many were cancelled."""

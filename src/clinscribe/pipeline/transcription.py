@@ -21,7 +21,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 
 from clinscribe import metrics
 from clinscribe.consultations import repository
-from clinscribe.errors import ProviderError
+from clinscribe.errors import ConsultationGone, ProviderError
 from clinscribe.models import Stage
 from clinscribe.pipeline.chunking import (
     Chunk,
@@ -30,7 +30,7 @@ from clinscribe.pipeline.chunking import (
     speech_regions,
     write_chunk,
 )
-from clinscribe.pipeline.progress import stage
+from clinscribe.pipeline.progress import stage, storing
 from clinscribe.pipeline.runtime import Runtime, get_runtime
 from clinscribe.pipeline.speakers import assign_roles
 from clinscribe.providers.stt.base import Segment, SttCapabilities, TranscriptionResult
@@ -113,7 +113,7 @@ async def transcribe_chunk_step(consultation_id: str, index: int, start: float, 
     except ProviderError as error:
         metrics.PROVIDER_ERRORS.labels(error.provider, error.code).inc()
         raise
-    async with runtime.db.session() as session:
+    async with storing(consultation_id) as session:
         await repository.save_chunk(session, consultation_id, index, (start, end), result)
     log.info(
         "chunk transcribed",
@@ -128,6 +128,7 @@ async def transcribe_chunk_step(consultation_id: str, index: int, start: float, 
 
 @DBOS.workflow(name="transcribe_chunk", max_recovery_attempts=5)
 async def transcribe_chunk(consultation_id: str, index: int, start: float, end: float) -> int:
+    get_runtime().track_current_task()
     return await transcribe_chunk_step(consultation_id, index, start, end)
 
 
@@ -159,13 +160,13 @@ async def transcribe_chunks(consultation_id: str, plan: list[tuple[float, float]
 @DBOS.step(name="merging_transcript")
 async def merge_transcript(consultation_id: str) -> int:
     """Join the pieces into one transcript (overlaps de-duplicated) and drop the pieces."""
-    runtime = get_runtime()
-    async with runtime.db.session() as session:
+    async with storing(consultation_id) as session:
         if await repository.get_transcript(session, consultation_id) is not None:
             return -1
         consultation = await repository.get_consultation(session, consultation_id)
         rows = await repository.list_chunks(session, consultation_id)
-        assert consultation is not None and rows
+        if consultation is None or not rows:
+            raise ConsultationGone("The consultation was deleted while it was being processed.")
         chunks = [Chunk(index=r.index, start=r.start, end=r.end) for r in rows]
         results = [
             [Segment(start=s[0], end=s[1], text=s[2], speaker_id=s[3]) for s in r.segments]

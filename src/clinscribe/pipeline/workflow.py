@@ -27,7 +27,7 @@ from clinscribe.models import ConsultationStatus, Stage
 from clinscribe.notes.evidence import verify_note as verify_draft
 from clinscribe.notes.templates import get_template
 from clinscribe.pipeline.audio import convert_to_wav
-from clinscribe.pipeline.progress import elapsed_ms, stage
+from clinscribe.pipeline.progress import elapsed_ms, stage, storing
 from clinscribe.pipeline.runtime import get_runtime
 from clinscribe.pipeline.transcription import (
     merge_transcript,
@@ -84,7 +84,7 @@ async def write_note(consultation_id: str) -> int:
             template = get_template(consultation.template)
         started = time.perf_counter()
         draft = await runtime.note_writer.write(utterances, template)
-        async with runtime.db.session() as session:
+        async with storing(consultation_id) as session:
             note = await repository.add_note(session, consultation_id, draft)
             version = note.version
         characters = sum(len(s.text) for section in draft.sections for s in section.sentences)
@@ -155,10 +155,7 @@ async def record_failure(consultation_id: str, code: str, message: str, retryabl
 async def process_consultation(consultation_id: str) -> str:
     log.info("background task started", consultation_id=consultation_id)
     started = time.perf_counter()
-    task = asyncio.current_task()
-    if task is not None:  # lets a shutdown cancel what outlives its grace period
-        get_runtime().running_workflows.add(task)
-        task.add_done_callback(get_runtime().running_workflows.discard)
+    get_runtime().track_current_task()
     try:
         await prepare_audio(consultation_id)
         # One piece, or several when the recording is longer than the provider takes at once;
@@ -175,8 +172,7 @@ async def process_consultation(consultation_id: str) -> str:
         # An expected failure (bad key, undecodable audio, provider down for too long): the
         # failed step's error stays checkpointed, which is where a retry resumes. The workflow
         # itself ends normally, so no traceback is logged for an ordinary outcome.
-        retryable = bool(getattr(error, "retryable", True))
-        await record_failure(consultation_id, error.code, error.message, retryable)
+        await record_failure(consultation_id, error.code, error.message, error.retryable)
         return ConsultationStatus.FAILED.value
     except Exception as error:
         # A bug or an infrastructure fault (disk full, database down). Exception messages can
