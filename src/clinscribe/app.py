@@ -72,6 +72,8 @@ def _error_response(status: int, code: str, message: str) -> JSONResponse:
 
 def _describe_validation(exc: RequestValidationError) -> str:
     parts = []
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        return "The request body is not valid JSON. Send a JSON object as documented at /docs."
     for error in exc.errors()[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
@@ -110,7 +112,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error_response(exc.status_code, code, str(exc.detail))
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = "No such endpoint. The API is under /api; see /docs for the list."
+        return _error_response(exc.status_code, code, message)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

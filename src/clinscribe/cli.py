@@ -27,17 +27,30 @@ app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
 
 
+def _startable_settings() -> Settings:
+    """Settings a worker can run with: refuse at start, not after paying for transcription,
+    when the configured note writer cannot be built."""
+    from clinscribe.providers.registry import build_note_writer
+
+    settings = load_settings()
+    try:
+        build_note_writer(settings)
+    except ClinscribeError as error:
+        fail(error)
+    return settings
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: CLINSCRIBE_HOST (127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Default: CLINSCRIBE_PORT (8000)")] = None,
 ) -> None:
-    """Run the API and web app with an in-process worker."""
+    """Run the HTTP API with an in-process worker."""
     import uvicorn
 
     from clinscribe.app import create_app
 
-    settings = load_settings()
+    settings = _startable_settings()
     uvicorn.run(
         create_app(settings, run_worker=True),
         host=host or settings.host,
@@ -57,7 +70,7 @@ def worker() -> None:
     from clinscribe.app import worker_lifecycle
     from clinscribe.logging import configure_logging
 
-    settings = load_settings()
+    settings = _startable_settings()
     configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
@@ -157,8 +170,10 @@ def note(
     template: Annotated[str, typer.Option(help="soap or apso")] = "soap",
     as_json: Annotated[bool, typer.Option("--json", help="print the note as JSON")] = False,
 ) -> None:
-    """Write a note from an audio file or a text transcript (one utterance per line;
-    optional `[doctor]`/`[patient]` or `D:`/`P:` prefixes) and print it."""
+    """Write a note from an audio file or a text transcript and print it.
+
+    A text transcript has one utterance per line, optionally starting with a speaker tag:
+    D: or P:, or ACI-Bench's doctor/patient tags in square brackets."""
     from clinscribe.notes.evidence import verify_note
     from clinscribe.notes.model import Utterance
     from clinscribe.notes.templates import get_template

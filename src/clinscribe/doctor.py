@@ -52,11 +52,9 @@ def _database(settings: Settings) -> Check:
     return Check("app database", True, "reachable, schema up to date")
 
 
-def _get(url: str, key: SecretStr | None, headers: dict[str, str] | None = None) -> httpx.Response:
-    all_headers = dict(headers or {})
-    if key is not None and not all_headers:
-        all_headers["Authorization"] = f"Bearer {key.get_secret_value()}"
-    return httpx.get(url, headers=all_headers, timeout=_TIMEOUT_S)
+def _get(url: str, key: SecretStr) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key.get_secret_value()}"}
+    return httpx.get(url, headers=headers, timeout=_TIMEOUT_S)
 
 
 def _openai_compatible(label: str, base_url: str, key: SecretStr | None, model: str,
@@ -124,11 +122,14 @@ def _speech_to_text(settings: Settings) -> Check:
 
 
 def _note_writer(settings: Settings) -> Check:
-    if settings.note_provider == "extractive":
-        return Check("note writer (extractive)", True, "offline, no key needed")
-    llm = settings.llm
-    return _openai_compatible("note writer (llm)", llm.base_url, llm.api_key, llm.model,
-                              "CLINSCRIBE_LLM__API_KEY")  # fmt: skip
+    from clinscribe.providers.registry import build_note_writer
+
+    label = f"note writer ({settings.note_provider})"
+    try:
+        build_note_writer(settings)
+    except ClinscribeError as error:
+        return Check(label, False, error.message)
+    return Check(label, True, "offline, no key needed")
 
 
 def run_checks(settings: Settings) -> list[Check]:

@@ -5,7 +5,6 @@ so the merge is checked on real speech."""
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 import time
 import wave
@@ -17,6 +16,7 @@ import pytest
 from clinscribe.providers.stt.whisper_models import resolve_model_dir
 from tests.fakes.openai_compat import FakeOpenAIServer
 from tests.support.audio import CONSULTATION_WAV, DATA
+from tests.support.oracle import normalise
 from tests.support.server import ServerProcess, fake_stt_env
 
 pytestmark = pytest.mark.slow
@@ -54,10 +54,6 @@ class WhisperBehindTheApi:
             handle.flush()
             segments, _ = self.model.transcribe(handle.name, language="en", beam_size=1)
             return [(s.start, s.end, s.text.strip()) for s in segments if s.text.strip()]
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower().replace(".", " "))
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +95,8 @@ def test_long_recording_is_split_within_the_limit_and_merged_in_order(
     starts = [u["start"] for u in transcript["utterances"]]
     assert starts == sorted(starts)
     reference = json.loads((DATA / "consultation_en.json").read_text())["text"]
-    expected = _words(reference) * REPEATS
-    merged = _words(" ".join(u["text"] for u in transcript["utterances"]))
+    expected = normalise(reference) * REPEATS
+    merged = normalise(" ".join(u["text"] for u in transcript["utterances"]))
     wer = jiwer.wer(" ".join(expected), " ".join(merged))
     print(f"words: source {len(expected)}, merged {len(merged)}, WER {wer:.3f}")
     assert abs(len(merged) - len(expected)) <= 0.05 * len(expected)

@@ -48,22 +48,13 @@ def build_speech_to_text(settings: Settings) -> SpeechToText:
 def stt_capabilities(settings: Settings) -> SttCapabilities:
     """Capabilities of the configured provider, without opening connections or loading models."""
     if settings.stt_provider == "local":
-        english_only = settings.local_stt.model.endswith(".en")
-        return SttCapabilities(
-            languages=frozenset({"en"}) if english_only else None,
-            max_seconds_per_request=None,
-            max_bytes_per_request=None,
-            diarization=False,
-            needs_key=False,
-        )
+        from clinscribe.providers.stt.local_whisper import local_capabilities
+
+        return local_capabilities(settings.local_stt)
     if settings.stt_provider == "openai":
-        return SttCapabilities(
-            languages=None,
-            max_seconds_per_request=None,
-            max_bytes_per_request=int(settings.openai_stt.max_file_mb * 1024 * 1024),
-            diarization=False,
-            needs_key=True,
-        )
+        from clinscribe.providers.stt.openai_compat import openai_capabilities
+
+        return openai_capabilities(settings.openai_stt)
     if settings.stt_provider == "reverie":
         from clinscribe.providers.stt.reverie import REVERIE_CAPABILITIES
 

@@ -42,6 +42,17 @@ def _load(model_dir: Path, settings: LocalSttSettings) -> Any:
         return _models[key]
 
 
+def local_capabilities(settings: LocalSttSettings) -> SttCapabilities:
+    english_only = settings.model.endswith(".en")
+    return SttCapabilities(
+        languages=frozenset({"en"}) if english_only else None,
+        max_seconds_per_request=None,
+        max_bytes_per_request=None,
+        diarization=False,
+        needs_key=False,
+    )
+
+
 class LocalWhisperSpeechToText:
     name = "local"
 
@@ -49,14 +60,7 @@ class LocalWhisperSpeechToText:
         self._settings = settings
         self._cache_dir = cache_dir
         self.model = settings.model
-        english_only = settings.model.endswith(".en")
-        self.capabilities = SttCapabilities(
-            languages=frozenset({"en"}) if english_only else None,
-            max_seconds_per_request=None,
-            max_bytes_per_request=None,
-            diarization=False,
-            needs_key=False,
-        )
+        self.capabilities = local_capabilities(settings)
         self._busy = asyncio.Semaphore(1)
 
     def _transcribe_blocking(self, audio: Path, language: str) -> TranscriptionResult:

@@ -33,6 +33,16 @@ class _VerboseTranscription(TypedDict, total=False):
     segments: list[_VerboseSegment]
 
 
+def openai_capabilities(settings: OpenAISttSettings) -> SttCapabilities:
+    return SttCapabilities(
+        languages=None,
+        max_seconds_per_request=None,
+        max_bytes_per_request=int(settings.max_file_mb * _MIB),
+        diarization=False,
+        needs_key=True,
+    )
+
+
 class OpenAICompatibleSpeechToText:
     name = "openai"
 
@@ -45,14 +55,8 @@ class OpenAICompatibleSpeechToText:
             )
         self.model = settings.model
         self._retry = retry
+        self.capabilities = openai_capabilities(settings)
         self._max_bytes = int(settings.max_file_mb * _MIB)
-        self.capabilities = SttCapabilities(
-            languages=None,
-            max_seconds_per_request=None,
-            max_bytes_per_request=self._max_bytes,
-            diarization=False,
-            needs_key=True,
-        )
         self._client = httpx.AsyncClient(
             base_url=settings.base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {settings.api_key.get_secret_value()}"},
