@@ -6,24 +6,35 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clinscribe import __version__
+from clinscribe.auth.dependencies import RequestLimits
+from clinscribe.auth.endpoints import router as accounts_router
 from clinscribe.config import Settings, get_settings
 from clinscribe.consultations.endpoints import router as consultations_router
 from clinscribe.consultations.upload import remove_abandoned_uploads
 from clinscribe.db import migrate
+from clinscribe.db.encrypted import use_keyring
 from clinscribe.errors import ClinscribeError
 from clinscribe.logging import configure_logging
 from clinscribe.pipeline import engine
 from clinscribe.pipeline.runtime import Runtime, set_runtime
+from clinscribe.security.body_limit import BodySizeLimitMiddleware
+from clinscribe.security.headers import SecurityHeadersMiddleware
+from clinscribe.security.keys import UNENCRYPTED_WARNING
+from clinscribe.web.pages import router as pages_router
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 log = structlog.get_logger("clinscribe.app")
 
@@ -37,6 +48,11 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
     if settings.auto_migrate:
         await asyncio.to_thread(migrate.upgrade, settings.app_database_url)
     runtime = Runtime.create(settings)
+    use_keyring(runtime.keyring)
+    if not runtime.keyring.enabled:
+        log.warning(UNENCRYPTED_WARNING)
+    if removed := runtime.audio.remove_abandoned_work():
+        log.info("abandoned working copies removed", count=removed)
     set_runtime(runtime)
     engine.configure(settings)
     reconciler: asyncio.Task[None] | None = None
@@ -89,6 +105,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         async with worker_lifecycle(settings, run_worker=run_worker) as runtime:
             app.state.runtime = runtime
             app.state.worker = run_worker
+            app.state.limits = RequestLimits.from_settings(settings)
             yield
 
     app = FastAPI(
@@ -98,12 +115,24 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         lifespan=lifespan,
     )
     app.include_router(consultations_router)
+    app.include_router(accounts_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Audio uploads have their own streaming limit (CLINSCRIBE_MAX_UPLOAD_MB).
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_kb * 1024,
+        exempt_paths=lambda method, path: method == "POST" and path == "/api/consultations",
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
 
     @app.exception_handler(ClinscribeError)
     async def _clinscribe_error(_request: Request, exc: ClinscribeError) -> JSONResponse:
         if exc.status_code >= 500:
             log.error("request failed", error_code=exc.code)
-        return _error_response(exc.status_code, exc.code, exc.message)
+        response = _error_response(exc.status_code, exc.code, exc.message)
+        response.headers.update(exc.headers())
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -126,11 +155,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             "Something went wrong on the server. Try again; if it persists, "
             "ask your administrator to check the logs.",
         )
-
-    @app.get("/", include_in_schema=False)
-    async def home() -> RedirectResponse:
-        # The clinician web app arrives later; until then the front door is the API docs.
-        return RedirectResponse("/docs")
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from clinscribe.accounts_cli import api_keys_app, keys_app, users_app
 from clinscribe.cli_common import fail, load_settings
 from clinscribe.config import Settings
 from clinscribe.errors import ClinscribeError
@@ -25,6 +26,9 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
+app.add_typer(users_app, name="users")
+app.add_typer(api_keys_app, name="api-keys")
+app.add_typer(keys_app, name="keys")
 
 
 def _startable_settings() -> Settings:

@@ -81,6 +81,18 @@ class RetrySettings(_Section):
     )
 
 
+class RetentionSettings(_Section):
+    """Automatic deletion, run by a scheduled workflow; every deletion is audited."""
+
+    audio_days_after_signed: float | None = Field(
+        None, gt=0, description="delete the audio this many days after the note is signed"
+    )
+    unsigned_days: float | None = Field(
+        None, gt=0, description="delete consultations whose note is unsigned after this long"
+    )
+    schedule: str = Field("*/15 * * * *", description="cron schedule of the retention sweep")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CLINSCRIBE_",
@@ -133,7 +145,25 @@ class Settings(BaseSettings):
         20.0, ge=0, le=600, description="on SIGTERM, how long running consultations may finish"
     )
     events_poll_interval_s: float = Field(0.2, gt=0, le=5)
+
+    # Security
     encryption_key: SecretStr | None = None
+    previous_encryption_keys: SecretStr | None = Field(
+        None, description="comma-separated keys still accepted for reading during rotation"
+    )
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    cookie_secure: bool | None = Field(
+        None, description="Secure flag on cookies; default: on in production"
+    )
+    signin_max_failures: int = Field(5, ge=1, le=100)
+    signin_lockout_minutes: float = Field(15.0, gt=0)
+    signin_attempts_per_minute_per_ip: int = Field(20, ge=1)
+    api_requests_per_minute: int = Field(600, ge=1, description="per API key or signed-in user")
+    ip_requests_per_minute: int = Field(1200, ge=1, description="per client IP address")
+    max_request_kb: int = Field(
+        1024, ge=16, description="largest request body except audio uploads"
+    )
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("default_language")
     @classmethod
@@ -147,6 +177,10 @@ class Settings(BaseSettings):
     @property
     def audio_dir(self) -> Path:
         return self.resolved_data_dir / "audio"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.resolved_data_dir / "work"
 
     @property
     def upload_tmp_dir(self) -> Path:
@@ -167,6 +201,12 @@ class Settings(BaseSettings):
         if self.system_database_url:
             return self.system_database_url
         return f"sqlite:///{self.resolved_data_dir / 'workflows.sqlite3'}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.environment == "production"
 
     @property
     def max_upload_bytes(self) -> int:

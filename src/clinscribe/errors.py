@@ -5,7 +5,9 @@
     │   ├── InvalidAudio (422)      not decodable audio, empty, truncated, zero duration
     │   ├── UploadTooLarge (413)
     │   ├── UnsupportedLanguage (422)
-    │   └── NotFound (404), Conflict (409)
+    │   ├── NotFound (404), Conflict (409)
+    │   ├── Unauthenticated (401), Forbidden (403)
+    │   └── RateLimited (429)           with a Retry-After header
     ├── ConfigurationError (500)    the operator must fix a setting
     └── ProviderError               a speech-to-text or LLM vendor call failed
         ├── ProviderTransientError  retry with backoff (network, timeouts, 408/409/429/5xx)
@@ -17,6 +19,7 @@ they are logged and shown to users.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -39,6 +42,10 @@ class ClinscribeError(Exception):
     def to_json(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that belong with this error's response."""
+        return {}
+
 
 def _rebuild(cls: type[ClinscribeError], message: str, state: dict[str, Any]) -> ClinscribeError:
     error = cls.__new__(cls)
@@ -51,6 +58,31 @@ class BadRequest(ClinscribeError):
     status_code = 400
     code = "bad_request"
     retryable = False  # the input itself must change
+
+
+class Unauthenticated(BadRequest):
+    status_code = 401
+    code = "unauthenticated"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="clinscribe"'}
+
+
+class Forbidden(BadRequest):
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimited(BadRequest):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
 
 
 class ConsultationGone(ClinscribeError):

@@ -142,6 +142,7 @@ def test_announced_oversized_body_is_refused_before_reading(server: ServerProces
     head = (
         "POST /api/consultations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         "Content-Type: multipart/form-data; boundary=b\r\n"
+        f"Authorization: Bearer {server.account.api_key}\r\n"
         f"Content-Length: {2 << 30}\r\nConnection: close\r\n\r\n"
     ).encode()
     part = b'--b\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n'
@@ -167,7 +168,9 @@ def test_filename_with_path_is_stored_safely(server: ServerProcess, tmp_path: Pa
         (name,) = db.execute(
             "select original_filename from consultations where id = ?", (consultation_id,)
         ).fetchone()
-    assert name == "passwd.wav"
+    assert server.keyring().decrypt_text(name, purpose="consultations.original_filename") == (
+        "passwd.wav"
+    )
     assert (server.data_dir / "audio" / consultation_id / "original").is_file()
     # Clean up so the "nothing stored" checks of other cases stay meaningful.
     with server.client() as client:

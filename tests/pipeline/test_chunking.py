@@ -336,7 +336,8 @@ def transcribe_slice(
 
 def random_chunks(rng: random.Random, duration: float) -> list[Chunk]:
     """Arbitrary overlapping chunks (not from plan_chunks): uneven lengths and overlaps."""
-    chunks, start = [], 0.0
+    chunks: list[Chunk] = []
+    start = 0.0
     while True:
         end = start + rng.uniform(8.0, 40.0)
         if end >= duration:

@@ -14,6 +14,10 @@ from typing import Any
 
 import httpx
 
+from clinscribe.models import Role
+from clinscribe.security.crypto import Keyring, generate_key, keyring_from_settings
+from tests.support.accounts import Account, bearer, provision
+
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
@@ -42,6 +46,27 @@ class ServerProcess:
         self.log_path = data_dir / "server.log"
         self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
+        # Like production: encrypted at rest. One key per server (kept across restarts).
+        self.encryption_key = generate_key()
+        self._account: Account | None = None
+
+    @property
+    def database_url(self) -> str:
+        default = f"sqlite:///{self.data_dir / 'clinscribe.sqlite3'}"
+        return self.extra_env.get("CLINSCRIBE_DATABASE_URL", default)
+
+    @property
+    def account(self) -> Account:
+        """The clinic and clinician API key requests are made with (created on first use)."""
+        if self._account is None:
+            self._account = self.provision()
+        return self._account
+
+    def provision(
+        self, clinic: str = "Test Clinic", *, role: Role = Role.CLINICIAN, email: str | None = None
+    ) -> Account:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return provision(self.database_url, clinic, role=role, email=email)
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLINSCRIBE_")}
@@ -53,6 +78,7 @@ class ServerProcess:
                 "CLINSCRIBE_LOG_LEVEL": "INFO",
                 "CLINSCRIBE_LOCAL_STT__MODEL": "tiny.en",
                 "CLINSCRIBE_LOCAL_STT__BEAM_SIZE": "1",
+                "CLINSCRIBE_ENCRYPTION_KEY": self.encryption_key,
             }
         )
         env.update(self.extra_env)
@@ -60,6 +86,7 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.account  # noqa: B018  (migrates and provisions before the server starts)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "clinscribe.cli", "serve"],
@@ -102,8 +129,10 @@ class ServerProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30)
+    def client(self, account: Account | None = None) -> httpx.Client:
+        """An HTTP client authenticated with ``account`` (default: the test clinic's key)."""
+        headers = bearer(account or self.account)
+        return httpx.Client(base_url=self.base_url, timeout=30, headers=headers)
 
     def upload(
         self, audio: Path | bytes, *, filename: str = "visit.wav", **fields: str
@@ -126,6 +155,10 @@ class ServerProcess:
                     return body
                 time.sleep(0.1)
         raise AssertionError(f"not terminal after {timeout_s}s: {body}\n{self.log_text()[-3000:]}")
+
+    def keyring(self) -> Keyring:
+        """The server's keyring, to read encrypted values from its database in tests."""
+        return keyring_from_settings(self.encryption_key)
 
     def db(self) -> sqlite3.Connection:
         """A read-only connection to the app database (SQLite mode)."""

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from clinscribe import metrics
+from clinscribe.audit.service import record
+from clinscribe.auth.dependencies import PrincipalDep, RuntimeDep, SessionDep
 from clinscribe.consultations import repository, service
+from clinscribe.consultations.audio_response import audio_response
 from clinscribe.consultations.schemas import (
     ConsultationOut,
     ConsultationPage,
     NoteIn,
     NoteOut,
     RegenerateIn,
-    SignIn,
+    SignNoteIn,
     SpeakerIn,
     TranscriptOut,
 )
@@ -29,28 +30,13 @@ from clinscribe.errors import BadRequest, ClinscribeError, NotFound
 from clinscribe.models import ConsultationStatus
 from clinscribe.pipeline import engine
 from clinscribe.pipeline.events import status_events
-from clinscribe.pipeline.runtime import Runtime
 
 log = structlog.get_logger("clinscribe.api")
 router = APIRouter(prefix="/api/consultations", tags=["consultations"])
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    404: {"description": "No consultation with this id"},
+    404: {"description": "No consultation with this id in your clinic"},
 }
-
-
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_runtime(request).db.session() as session:
-        yield session
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 def _encode_cursor(row: ConsultationOut) -> str:
@@ -96,7 +82,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         }
     },
 )
-async def upload_consultation(request: Request, runtime: RuntimeDep) -> ConsultationOut:
+async def upload_consultation(
+    request: Request, runtime: RuntimeDep, principal: PrincipalDep
+) -> ConsultationOut:
     """Stream the recording to storage, check it decodes, queue processing. Answers 202."""
     accepted = await service.receive_upload(
         runtime,
@@ -107,7 +95,7 @@ async def upload_consultation(request: Request, runtime: RuntimeDep) -> Consulta
     placed: str | None = None
     try:
         async with runtime.db.session() as session:
-            consultation = await service.create_consultation(session, runtime, accepted)
+            consultation = await service.create_consultation(session, runtime, principal, accepted)
             placed = consultation.id  # the audio is in place; the commit is still to come
             out = ConsultationOut.of(consultation)
     except BaseException:
@@ -142,13 +130,18 @@ async def upload_consultation(request: Request, runtime: RuntimeDep) -> Consulta
 @router.get("", response_model=ConsultationPage, summary="List consultations, newest first")
 async def list_consultations(
     session: SessionDep,
+    principal: PrincipalDep,
     status: Annotated[ConsultationStatus | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ConsultationPage:
     before = _decode_cursor(cursor) if cursor else None
     rows = await repository.list_consultations(
-        session, status=status.value if status else None, before=before, limit=limit + 1
+        session,
+        clinic_id=principal.clinic_id,
+        status=status.value if status else None,
+        before=before,
+        limit=limit + 1,
     )
     items = [ConsultationOut.of(row) for row in rows[:limit]]
     next_cursor = _encode_cursor(items[-1]) if len(rows) > limit and items else None
@@ -156,8 +149,10 @@ async def list_consultations(
 
 
 @router.get("/{consultation_id}", response_model=ConsultationOut, responses=_ERROR_RESPONSES)
-async def get_consultation(consultation_id: str, session: SessionDep) -> ConsultationOut:
-    return ConsultationOut.of(await service.get_consultation(session, consultation_id))
+async def get_consultation(
+    consultation_id: str, session: SessionDep, principal: PrincipalDep
+) -> ConsultationOut:
+    return ConsultationOut.of(await service.get_consultation(session, principal, consultation_id))
 
 
 @router.get(
@@ -167,10 +162,10 @@ async def get_consultation(consultation_id: str, session: SessionDep) -> Consult
     responses={200: {"content": {"text/event-stream": {}}}, **_ERROR_RESPONSES},
 )
 async def consultation_events(
-    consultation_id: str, request: Request, runtime: RuntimeDep
+    consultation_id: str, request: Request, runtime: RuntimeDep, principal: PrincipalDep
 ) -> StreamingResponse:
     async with runtime.db.session() as session:
-        await service.get_consultation(session, consultation_id)
+        await service.get_consultation(session, principal, consultation_id)
     return StreamingResponse(
         status_events(runtime, consultation_id, request.is_disconnected),
         media_type="text/event-stream",
@@ -181,12 +176,46 @@ async def consultation_events(
 @router.get(
     "/{consultation_id}/transcript", response_model=TranscriptOut, responses=_ERROR_RESPONSES
 )
-async def get_transcript(consultation_id: str, session: SessionDep) -> TranscriptOut:
-    await service.get_consultation(session, consultation_id)
+async def get_transcript(
+    consultation_id: str, session: SessionDep, principal: PrincipalDep
+) -> TranscriptOut:
+    await service.get_consultation(session, principal, consultation_id)
     transcript = await repository.get_transcript(session, consultation_id)
     if transcript is None:
         raise NotFound("The transcript is not ready yet.", code="transcript_not_found")
+    await record(session, principal, "transcript.viewed", consultation_id=consultation_id)
     return TranscriptOut.of(transcript)
+
+
+@router.get(
+    "/{consultation_id}/audio",
+    summary="The recording as 16 kHz WAV (byte ranges supported, for seeking)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"audio/wav": {}}},
+        206: {"description": "A byte range"},
+        **_ERROR_RESPONSES,
+    },
+)
+async def get_audio(
+    consultation_id: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    range_header: Annotated[str | None, Header(alias="Range", max_length=100)] = None,
+) -> Response:
+    consultation = await service.get_consultation(session, principal, consultation_id)
+    if consultation.audio_deleted_at is not None or not runtime.audio.has(
+        consultation_id, "normalized"
+    ):
+        raise NotFound(
+            "The audio is not available: not prepared yet, or deleted by the retention policy.",
+            code="audio_not_found",
+        )
+    if range_header is None or range_header.startswith("bytes=0-"):
+        # One record per listening, not one per seek.
+        await record(session, principal, "audio.played", consultation_id=consultation_id)
+    return audio_response(runtime.audio, consultation_id, range_header)
 
 
 @router.patch(
@@ -196,9 +225,15 @@ async def get_transcript(consultation_id: str, session: SessionDep) -> Transcrip
     summary="Correct who spoke an utterance (speaker roles are a heuristic)",
 )
 async def correct_speaker(
-    consultation_id: str, utterance_id: str, body: SpeakerIn, session: SessionDep
+    consultation_id: str,
+    utterance_id: str,
+    body: SpeakerIn,
+    session: SessionDep,
+    principal: PrincipalDep,
 ) -> TranscriptOut:
-    await service.correct_speaker(session, consultation_id, utterance_id[:16], body.speaker)
+    await service.correct_speaker(
+        session, principal, consultation_id, utterance_id[:16], body.speaker
+    )
     transcript = await repository.get_transcript(session, consultation_id)
     assert transcript is not None
     await session.refresh(transcript, ["utterances"])
@@ -209,21 +244,31 @@ async def correct_speaker(
 async def get_note(
     consultation_id: str,
     session: SessionDep,
+    principal: PrincipalDep,
     version: Annotated[int | None, Query(ge=1, le=100000)] = None,
 ) -> NoteOut:
-    return NoteOut.of(await service.get_note(session, consultation_id, version))
+    note = await service.get_note(session, principal, consultation_id, version)
+    await record(
+        session, principal, "note.viewed", consultation_id=consultation_id, version=note.version
+    )
+    return NoteOut.of(note)
 
 
 @router.put("/{consultation_id}/note", response_model=NoteOut, responses=_ERROR_RESPONSES)
-async def put_note(consultation_id: str, body: NoteIn, session: SessionDep) -> NoteOut:
+async def put_note(
+    consultation_id: str, body: NoteIn, session: SessionDep, principal: PrincipalDep
+) -> NoteOut:
     """Save an edited draft as a new version; sentences are re-verified against the evidence."""
-    return NoteOut.of(await service.save_edited_note(session, consultation_id, body))
+    return NoteOut.of(await service.save_edited_note(session, principal, consultation_id, body))
 
 
 @router.post("/{consultation_id}/note/sign", response_model=NoteOut, responses=_ERROR_RESPONSES)
-async def sign_note(consultation_id: str, body: SignIn, session: SessionDep) -> NoteOut:
+async def sign_note(
+    consultation_id: str, body: SignNoteIn, session: SessionDep, principal: PrincipalDep
+) -> NoteOut:
+    """Lock the latest version as signed by the signed-in clinician (or ``signed_by``)."""
     return NoteOut.of(
-        await service.sign_note(session, consultation_id, body.signed_by, body.version)
+        await service.sign_note(session, principal, consultation_id, body.signed_by, body.version)
     )
 
 
@@ -231,10 +276,14 @@ async def sign_note(consultation_id: str, body: SignIn, session: SessionDep) -> 
     "/{consultation_id}/note/regenerate", response_model=NoteOut, responses=_ERROR_RESPONSES
 )
 async def regenerate_note(
-    consultation_id: str, body: RegenerateIn, session: SessionDep, runtime: RuntimeDep
+    consultation_id: str,
+    body: RegenerateIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> NoteOut:
     return NoteOut.of(
-        await service.regenerate_note(session, runtime, consultation_id, body.template)
+        await service.regenerate_note(session, runtime, principal, consultation_id, body.template)
     )
 
 
@@ -244,23 +293,31 @@ async def regenerate_note(
     response_model=ConsultationOut,
     responses=_ERROR_RESPONSES,
 )
-async def retry_consultation(consultation_id: str, runtime: RuntimeDep) -> ConsultationOut:
+async def retry_consultation(
+    consultation_id: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> ConsultationOut:
     """Resume a failed consultation from its first unfinished step."""
     async with runtime.db.session() as session:
-        await service.get_consultation(session, consultation_id)
+        await service.get_consultation(session, principal, consultation_id)
     await engine.retry(runtime, consultation_id)
     async with runtime.db.session() as session:
-        return ConsultationOut.of(await service.get_consultation(session, consultation_id))
+        await record(session, principal, "consultation.retried", consultation_id=consultation_id)
+        return ConsultationOut.of(
+            await service.get_consultation(session, principal, consultation_id)
+        )
 
 
 @router.delete("/{consultation_id}", status_code=204, responses=_ERROR_RESPONSES)
-async def delete_consultation(consultation_id: str, runtime: RuntimeDep) -> Response:
+async def delete_consultation(
+    consultation_id: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> Response:
     """Delete the audio, transcript and all note versions. Running processing is cancelled."""
     async with runtime.db.session() as session:
-        await service.get_consultation(session, consultation_id)
+        await service.get_consultation(session, principal, consultation_id)
     await engine.cancel(consultation_id)
     async with runtime.db.session() as session:
         await repository.delete_consultation(session, consultation_id)
+        await record(session, principal, "consultation.deleted", consultation_id=consultation_id)
     runtime.audio.delete(consultation_id)
     log.info("consultation deleted", consultation_id=consultation_id)
     return Response(status_code=204)

@@ -32,15 +32,24 @@ async def get_consultation(session: AsyncSession, consultation_id: str) -> Consu
     return await session.get(Consultation, consultation_id, populate_existing=True)
 
 
+async def get_clinic_consultation(
+    session: AsyncSession, clinic_id: str, consultation_id: str
+) -> Consultation | None:
+    """The consultation only if it belongs to the clinic (another clinic's id: None)."""
+    consultation = await get_consultation(session, consultation_id)
+    return consultation if consultation and consultation.clinic_id == clinic_id else None
+
+
 async def list_consultations(
     session: AsyncSession,
     *,
+    clinic_id: str,
     status: str | None,
     before: tuple[datetime, str] | None,
     limit: int,
 ) -> list[Consultation]:
     """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
-    query = select(Consultation)
+    query = select(Consultation).where(Consultation.clinic_id == clinic_id)
     if status is not None:
         query = query.where(Consultation.status == status)
     if before is not None:

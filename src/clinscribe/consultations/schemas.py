@@ -171,9 +171,14 @@ class NoteIn(BaseModel):
     sections: list[SectionIn] = Field(min_length=1, max_length=30)
 
 
-class SignIn(BaseModel):
+class SignNoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    signed_by: str = Field(min_length=1, max_length=200)
+    signed_by: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="API keys only: the clinician who signs (a signed-in user signs as themselves)",
+    )
     version: int | None = Field(None, description="The version you reviewed; default latest")
 
 

@@ -11,6 +11,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clinscribe import metrics
+from clinscribe.audit.service import record
+from clinscribe.auth.principal import Principal
 from clinscribe.consultations import repository
 from clinscribe.consultations.schemas import NoteIn
 from clinscribe.consultations.upload import ParsedUpload, read_audio_upload
@@ -85,11 +87,13 @@ async def receive_upload(
 
 
 async def create_consultation(
-    session: AsyncSession, runtime: Runtime, accepted: AcceptedUpload
+    session: AsyncSession, runtime: Runtime, principal: Principal, accepted: AcceptedUpload
 ) -> Consultation:
-    """Insert the consultation row and move the audio into place (caller commits)."""
+    """Insert the consultation row and encrypt the audio into place (caller commits)."""
     consultation = Consultation(
         id=uuid.uuid4().hex,
+        clinic_id=principal.clinic_id,
+        created_by=principal.label[:300],
         status=ConsultationStatus.QUEUED,
         stage=None,
         language=accepted.language,
@@ -103,20 +107,28 @@ async def create_consultation(
         stt_provider=runtime.settings.stt_provider,
     )
     await repository.add_consultation(session, consultation)
+    await record(session, principal, "consultation.created", consultation_id=consultation.id)
     assert accepted.upload.audio_path is not None
-    runtime.audio.adopt_upload(consultation.id, accepted.upload.audio_path)
+    await asyncio.to_thread(runtime.audio.adopt_upload, consultation.id, accepted.upload.audio_path)
     return consultation
 
 
-async def get_consultation(session: AsyncSession, consultation_id: str) -> Consultation:
-    consultation = await repository.get_consultation(session, consultation_id)
+async def get_consultation(
+    session: AsyncSession, principal: Principal, consultation_id: str
+) -> Consultation:
+    """The caller's consultation; another clinic's id answers exactly like a missing one."""
+    consultation = await repository.get_clinic_consultation(
+        session, principal.clinic_id, consultation_id[:64]
+    )
     if consultation is None:
         raise NotFound("No consultation with this id.", code="consultation_not_found")
     return consultation
 
 
-async def get_note(session: AsyncSession, consultation_id: str, version: int | None) -> Note:
-    await get_consultation(session, consultation_id)
+async def get_note(
+    session: AsyncSession, principal: Principal, consultation_id: str, version: int | None
+) -> Note:
+    await get_consultation(session, principal, consultation_id)
     note = await repository.get_note(session, consultation_id, version)
     if note is None:
         raise NotFound(
@@ -128,20 +140,34 @@ async def get_note(session: AsyncSession, consultation_id: str, version: int | N
 
 
 async def correct_speaker(
-    session: AsyncSession, consultation_id: str, utterance_id: str, speaker: str
+    session: AsyncSession,
+    principal: Principal,
+    consultation_id: str,
+    utterance_id: str,
+    speaker: str,
 ) -> None:
-    await get_consultation(session, consultation_id)
+    await get_consultation(session, principal, consultation_id)
     seq = utterance_id.removeprefix("u")
     row = None
     if utterance_id.startswith("u") and seq.isdigit() and len(seq) < 9:
         row = await repository.set_speaker(session, consultation_id, int(seq), speaker)
     if row is None:
         raise NotFound("No utterance with this id in the transcript.", code="utterance_not_found")
+    await record(
+        session,
+        principal,
+        "transcript.speaker_corrected",
+        consultation_id=consultation_id,
+        utterance_id=utterance_id,
+        speaker=speaker,
+    )
 
 
-async def save_edited_note(session: AsyncSession, consultation_id: str, body: NoteIn) -> Note:
+async def save_edited_note(
+    session: AsyncSession, principal: Principal, consultation_id: str, body: NoteIn
+) -> Note:
     """Store an edited draft as a new version, re-verified against the transcript."""
-    latest = await get_note(session, consultation_id, None)
+    latest = await get_note(session, principal, consultation_id, None)
     transcript = await repository.get_transcript(session, consultation_id)
     if transcript is None:
         raise Conflict("The consultation has no transcript yet.", code="transcript_not_ready")
@@ -162,13 +188,34 @@ async def save_edited_note(session: AsyncSession, consultation_id: str, body: No
         omissions=list(latest.omissions),
         codes=list(latest.codes),
     )
-    return await repository.add_note(session, consultation_id, verify_note(draft, utterances))
+    note = await repository.add_note(session, consultation_id, verify_note(draft, utterances))
+    await record(
+        session, principal, "note.edited", consultation_id=consultation_id, version=note.version
+    )
+    return note
+
+
+def signer_of(principal: Principal, signed_by: str | None) -> str:
+    """Who signs: the signed-in clinician, or the clinician an integration names."""
+    if principal.actor_type == "user":
+        return principal.display_name
+    if not signed_by:
+        raise BadRequest(
+            "Signing with an API key needs 'signed_by': the name of the clinician who signs.",
+            code="signer_required",
+        )
+    return f"{signed_by} (via {principal.label})"
 
 
 async def sign_note(
-    session: AsyncSession, consultation_id: str, signer: str, version: int | None
+    session: AsyncSession,
+    principal: Principal,
+    consultation_id: str,
+    signed_by: str | None,
+    version: int | None,
 ) -> Note:
-    latest = await get_note(session, consultation_id, None)
+    signer = signer_of(principal, signed_by)
+    latest = await get_note(session, principal, consultation_id, None)
     if version is not None and version != latest.version:
         raise Conflict(
             f"Version {version} is not the latest (v{latest.version}). Review the latest "
@@ -180,14 +227,21 @@ async def sign_note(
             "This note version is already signed; amend it to make changes.", code="already_signed"
         )
     await repository.sign_note(session, latest, signer)
+    await record(
+        session, principal, "note.signed", consultation_id=consultation_id, version=latest.version
+    )
     return latest
 
 
 async def regenerate_note(
-    session: AsyncSession, runtime: Runtime, consultation_id: str, template_key: str
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    consultation_id: str,
+    template_key: str,
 ) -> Note:
     """A new note version from the stored transcript, without transcribing again."""
-    consultation = await get_consultation(session, consultation_id)
+    consultation = await get_consultation(session, principal, consultation_id)
     if consultation.status != ConsultationStatus.COMPLETED:
         raise Conflict(
             "Wait until processing has completed, then regenerate.", code="not_completed"
@@ -198,4 +252,13 @@ async def regenerate_note(
         raise Conflict("The consultation has no transcript yet.", code="transcript_not_ready")
     utterances = repository.utterances_of(transcript)
     draft = await runtime.note_writer.write(utterances, template)
-    return await repository.add_note(session, consultation_id, verify_note(draft, utterances))
+    note = await repository.add_note(session, consultation_id, verify_note(draft, utterances))
+    await record(
+        session,
+        principal,
+        "note.regenerated",
+        consultation_id=consultation_id,
+        version=note.version,
+        template=template.key,
+    )
+    return note

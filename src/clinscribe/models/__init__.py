@@ -1,5 +1,7 @@
 """ORM models, one per file. Importing this package registers every table on Base.metadata."""
 
+from clinscribe.models.audit import AuditEvent
+from clinscribe.models.clinic import ApiKey, Clinic, Role, User, WebSession
 from clinscribe.models.consultation import (
     Consultation,
     ConsultationEvent,
@@ -10,14 +12,20 @@ from clinscribe.models.note import Note, NoteSectionRow, NoteSentenceRow
 from clinscribe.models.transcript import Transcript, TranscriptChunk, UtteranceRow
 
 __all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Clinic",
     "Consultation",
     "ConsultationEvent",
     "ConsultationStatus",
     "Note",
     "NoteSectionRow",
     "NoteSentenceRow",
+    "Role",
     "Stage",
     "Transcript",
     "TranscriptChunk",
+    "User",
     "UtteranceRow",
+    "WebSession",
 ]

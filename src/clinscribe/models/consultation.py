@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clinscribe.db.base import Base, UtcDateTime, utcnow
+from clinscribe.db.encrypted import EncryptedText
 
 
 class ConsultationStatus(StrEnum):
@@ -39,13 +40,20 @@ class Consultation(Base):
     __table_args__ = (Index("ix_consultations_created_at_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    clinic_id: Mapped[str] = mapped_column(ForeignKey("clinics.id"), index=True)
+    created_by: Mapped[str | None] = mapped_column(String(300), default=None)
     status: Mapped[str] = mapped_column(String(16), default=ConsultationStatus.QUEUED, index=True)
     stage: Mapped[str | None] = mapped_column(String(32), default=None)
     language: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(32))
-    patient_ref: Mapped[str | None] = mapped_column(String(128), default=None)
-    title: Mapped[str | None] = mapped_column(String(200), default=None)
-    original_filename: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Patient references, titles and file names can name the patient: encrypted at rest.
+    patient_ref: Mapped[str | None] = mapped_column(
+        EncryptedText("consultations.patient_ref"), default=None
+    )
+    title: Mapped[str | None] = mapped_column(EncryptedText("consultations.title"), default=None)
+    original_filename: Mapped[str | None] = mapped_column(
+        EncryptedText("consultations.original_filename"), default=None
+    )
     audio_format: Mapped[str | None] = mapped_column(String(64), default=None)
     audio_bytes: Mapped[int] = mapped_column(Integer, default=0)
     duration_s: Mapped[float | None] = mapped_column(Float, default=None)
@@ -56,6 +64,8 @@ class Consultation(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # Retention: when the audio was deleted (the transcript and note stay).
+    audio_deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
 
     @property
     def is_terminal(self) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clinscribe.db.base import Base, UtcDateTime, utcnow
+from clinscribe.db.encrypted import EncryptedJSON, EncryptedText
 
 
 class Note(Base):
@@ -23,8 +24,10 @@ class Note(Base):
     template: Mapped[str] = mapped_column(String(32))
     writer: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="draft")
-    omissions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    codes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    omissions: Mapped[list[dict[str, Any]]] = mapped_column(
+        EncryptedJSON("notes.omissions"), default=list
+    )
+    codes: Mapped[list[dict[str, Any]]] = mapped_column(EncryptedJSON("notes.codes"), default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     signed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     signed_by: Mapped[str | None] = mapped_column(String(200), default=None)
@@ -63,7 +66,7 @@ class NoteSentenceRow(Base):
         ForeignKey("note_sections.id", ondelete="CASCADE"), index=True
     )
     position: Mapped[int] = mapped_column(Integer)
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(EncryptedText("note_sentences.text"))
     evidence: Mapped[list[str]] = mapped_column(JSON, default=list)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     section: Mapped[NoteSectionRow] = relationship(back_populates="sentences")

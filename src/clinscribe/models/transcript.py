@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clinscribe.db.base import Base, UtcDateTime, utcnow
+from clinscribe.db.encrypted import EncryptedJSON, EncryptedText
 
 
 class Transcript(Base):
@@ -43,7 +44,7 @@ class UtteranceRow(Base):
     start: Mapped[float] = mapped_column(Float)
     end: Mapped[float] = mapped_column(Float)
     speaker: Mapped[str] = mapped_column(String(16), default="unknown")
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(EncryptedText("utterances.text"))
     transcript: Mapped[Transcript] = relationship(back_populates="utterances")
 
     @property
@@ -71,5 +72,7 @@ class TranscriptChunk(Base):
     provider: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(128))
     # [[start, end, text, speaker_id | null], ...] relative to the chunk's own start
-    segments: Mapped[list[list[Any]]] = mapped_column(JSON, default=list)
+    segments: Mapped[list[list[Any]]] = mapped_column(
+        EncryptedJSON("transcript_chunks.segments"), default=list
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -19,6 +19,7 @@ from clinscribe.db.engine import Database
 from clinscribe.notes.model import NoteWriter
 from clinscribe.providers import registry
 from clinscribe.providers.stt.base import SpeechToText
+from clinscribe.security.keys import keyring_from_settings
 from clinscribe.storage.audio import AudioStore
 
 
@@ -36,7 +37,8 @@ class _LoopResources:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.audio = AudioStore(settings.audio_dir)
+        self.keyring = keyring_from_settings(settings)
+        self.audio = AudioStore(settings.audio_dir, settings.work_dir, self.keyring)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopResources] = {}
         self._lock = threading.Lock()
         self._note_writer: NoteWriter | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import structlog
 from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
@@ -61,7 +62,6 @@ def max_chunk_seconds(capabilities: SttCapabilities) -> float | None:
 async def plan_transcription(consultation_id: str) -> list[tuple[float, float]]:
     """The pieces to transcribe, as (start, end) seconds; one piece when no split is needed."""
     runtime = get_runtime()
-    wav = runtime.audio.normalized(consultation_id)
     async with stage(consultation_id, Stage.TRANSCRIBING), runtime.db.session() as session:
         consultation = await repository.get_consultation(session, consultation_id)
         assert consultation is not None
@@ -69,7 +69,7 @@ async def plan_transcription(consultation_id: str) -> list[tuple[float, float]]:
     limit = max_chunk_seconds(runtime.stt.capabilities)
     if limit is None or duration <= limit:
         return [(0.0, duration)]
-    speech = await asyncio.to_thread(speech_regions, wav)
+    speech = await asyncio.to_thread(_speech_regions, runtime, consultation_id)
     chunks = plan_chunks(
         duration, speech, max_seconds=limit, overlap_s=runtime.settings.chunk_overlap_s
     )
@@ -82,22 +82,38 @@ async def plan_transcription(consultation_id: str) -> list[tuple[float, float]]:
     return [(c.start, c.end) for c in chunks]
 
 
+def _speech_regions(runtime: Runtime, consultation_id: str) -> list[tuple[float, float]]:
+    with runtime.audio.plaintext(consultation_id, "normalized") as wav:
+        return speech_regions(wav)
+
+
+def _decrypt_piece(
+    runtime: Runtime, consultation_id: str, chunk: Chunk | None, directory: Path
+) -> Path:
+    """A plaintext WAV of the piece (or the whole recording) in ``directory``."""
+    whole = directory / "audio.wav"
+    runtime.keyring.decrypt_file(runtime.audio.path(consultation_id, "normalized"), whole)
+    if chunk is None:
+        return whole
+    piece = directory / f"chunk-{chunk.index:04d}.wav"
+    write_chunk(whole, chunk, piece)
+    whole.unlink()
+    return piece
+
+
 async def _transcribe_piece(
     runtime: Runtime, consultation_id: str, index: int, span: tuple[float, float]
 ) -> TranscriptionResult:
-    source = runtime.audio.normalized(consultation_id)
     async with runtime.db.session() as session:
         consultation = await repository.get_consultation(session, consultation_id)
         assert consultation is not None
         language, duration = consultation.language, float(consultation.duration_s or 0.0)
-    if span[0] <= 0.0 and span[1] >= duration:  # the whole recording: no copy needed
-        return await runtime.stt.transcribe(source, language=language)
-    piece = source.with_name(f"chunk-{index:04d}.wav")
-    await asyncio.to_thread(write_chunk, source, Chunk(index, span[0], span[1]), piece)
-    try:
+    whole = span[0] <= 0.0 and span[1] >= duration
+    chunk = None if whole else Chunk(index, span[0], span[1])
+    # The plaintext working copy exists only while the provider call runs.
+    with runtime.audio.workspace() as directory:
+        piece = await asyncio.to_thread(_decrypt_piece, runtime, consultation_id, chunk, directory)
         return await runtime.stt.transcribe(piece, language=language)
-    finally:
-        piece.unlink(missing_ok=True)
 
 
 @DBOS.step(name="transcribing_chunk")

@@ -34,6 +34,7 @@ from clinscribe.pipeline.transcription import (
     plan_transcription,
     transcribe_chunks,
 )
+from clinscribe.storage.audio import AudioStore
 
 log = structlog.get_logger("clinscribe.pipeline")
 
@@ -47,15 +48,22 @@ def _where(error: BaseException) -> str:
     return f"{ours[-1].filename.rsplit('/', 1)[-1]}:{ours[-1].lineno}" if ours else "unknown"
 
 
+def _normalize_audio(audio: AudioStore, consultation_id: str) -> float:
+    """Decode the stored upload into 16 kHz mono WAV and store that, both encrypted."""
+    with audio.plaintext(consultation_id, "original") as source:
+        target = source.with_name("audio.wav")
+        duration = convert_to_wav(source, target)
+        audio.store(consultation_id, "normalized", target)
+    return duration
+
+
 @DBOS.step(name="preparing_audio")
 async def prepare_audio(consultation_id: str) -> float:
     """Decode the upload into 16 kHz mono WAV for the speech-to-text provider."""
     runtime = get_runtime()
     async with stage(consultation_id, Stage.PREPARING_AUDIO) as slog:
         started = time.perf_counter()
-        source = runtime.audio.original(consultation_id)
-        target = runtime.audio.normalized(consultation_id)
-        duration = await asyncio.to_thread(convert_to_wav, source, target)
+        duration = await asyncio.to_thread(_normalize_audio, runtime.audio, consultation_id)
         async with runtime.db.session() as session:
             await repository.update_progress(
                 session,

@@ -1,0 +1,1 @@
+"""Accounts: clinics, users, API keys, web sessions, and who is calling (the principal)."""

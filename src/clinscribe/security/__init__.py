@@ -1,0 +1,1 @@
+"""Protection of patient data: encryption at rest, security headers, request limits."""
