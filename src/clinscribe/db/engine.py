@@ -43,15 +43,22 @@ def async_url(url: str) -> str:
     return _with_driver(url, "sqlite+aiosqlite")
 
 
-def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+def _tune_sqlite(dbapi_connection: Any, _record: Any, *, foreign_keys: bool = True) -> None:
     # WAL lets readers (SSE, status polls) run beside the writing worker; NORMAL sync is safe
     # with WAL; the busy timeout absorbs short write contention instead of failing requests.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.close()
+
+
+def _tune_sqlite_for_migrations(dbapi_connection: Any, record: Any) -> None:
+    # Alembic's batch mode rebuilds a SQLite table by copying it and dropping the original;
+    # with foreign keys on, that drop would cascade and delete every child row (notes,
+    # utterances). Migrations run with them off and check integrity afterwards.
+    _tune_sqlite(dbapi_connection, record, foreign_keys=False)
 
 
 def create_app_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
@@ -68,10 +75,11 @@ def create_app_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
     return engine
 
 
-def create_sync_engine(url: str) -> Engine:
+def create_sync_engine(url: str, *, for_migrations: bool = False) -> Engine:
     engine = create_engine(sync_url(url), pool_pre_ping=True)
     if _is_sqlite(url):
-        event.listen(engine, "connect", _tune_sqlite)
+        tune = _tune_sqlite_for_migrations if for_migrations else _tune_sqlite
+        event.listen(engine, "connect", tune)
     return engine
 
 
