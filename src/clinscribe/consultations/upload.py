@@ -105,7 +105,9 @@ class _PartCollector:
 
     def on_header_end(self) -> None:
         key = self._header_field.decode("latin-1").strip().lower()
-        self._headers[key] = self._header_value.decode("utf-8", "replace")
+        # Latin-1 maps every byte to one character, so parse_options_header (which encodes
+        # back to latin-1) returns the raw bytes; names are then decoded as UTF-8 below.
+        self._headers[key] = self._header_value.decode("latin-1")
         if len(self._headers) > _MAX_HEADERS_PER_PART:
             raise BadRequest("A part of the upload has too many headers.", code="bad_upload")
         self._header_field = b""
