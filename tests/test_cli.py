@@ -163,6 +163,15 @@ def test_doctor_reports_what_to_fix(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "CLINSCRIBE_SARVAM__API_KEY" in missing.stdout
     local = _run("doctor", env=base | {"CLINSCRIBE_LOCAL_STT__MODEL": "tiny.en"}, cwd=tmp_path)
     assert local.returncode == 0, local.stdout
+    assert "WARN  encryption at rest: OFF" in local.stdout
+    key = _run("keys", "generate").stdout.strip()
+    encrypted = _run(
+        "doctor",
+        env=base | {"CLINSCRIBE_LOCAL_STT__MODEL": "tiny.en", "CLINSCRIBE_ENCRYPTION_KEY": key},
+        cwd=tmp_path,
+    )
+    assert encrypted.returncode == 0 and "ok    encryption at rest: AES-256-GCM" in encrypted.stdout
+    assert key not in encrypted.stdout
     pending = _run(
         "doctor",
         env={

@@ -95,7 +95,7 @@ def doctor() -> None:
 
     checks = run_checks(load_settings())
     for check in checks:
-        typer.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        typer.echo(f"{check.label}  {check.name}: {check.detail}")
     if not all(check.ok for check in checks):
         raise typer.Exit(code=1)
 

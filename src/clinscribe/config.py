@@ -92,6 +92,17 @@ class RetentionSettings(_Section):
     )
     schedule: str = Field("*/15 * * * *", description="cron schedule of the retention sweep")
 
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter  # installed with dbos
+
+        if not croniter.is_valid(value, second_at_beginning=True):
+            raise ValueError(
+                "not a cron schedule such as '*/15 * * * *' (minute hour day month weekday)"
+            )
+        return value
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

@@ -22,6 +22,11 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # ok enough to run, but the operator should act
+
+    @property
+    def label(self) -> str:
+        return "FAIL" if not self.ok else "WARN" if self.warning else "ok  "
 
 
 def _data_dir(settings: Settings) -> Check:
@@ -132,6 +137,27 @@ def _note_writer(settings: Settings) -> Check:
     return Check(label, True, "offline, no key needed")
 
 
+def _encryption(settings: Settings) -> Check:
+    from clinscribe.security.keys import keyring_from_settings
+
+    try:
+        keyring = keyring_from_settings(settings)
+    except ClinscribeError as error:
+        return Check("encryption at rest", False, error.message)
+    if not keyring.enabled:
+        # Allowed in development, but the operator should see it plainly.
+        return Check(
+            "encryption at rest",
+            True,
+            "OFF, data stored unencrypted: set CLINSCRIBE_ENCRYPTION_KEY "
+            "(clinscribe keys generate); fine for a demo only",
+            warning=True,
+        )
+    older = len(keyring.key_ids) - 1
+    extra = f", {older} previous key(s) for reading" if older else ""
+    return Check("encryption at rest", True, f"AES-256-GCM, key id {keyring.current_key_id}{extra}")
+
+
 def run_checks(settings: Settings) -> list[Check]:
-    return [_data_dir(settings), _database(settings), _speech_to_text(settings),
-            _note_writer(settings)]  # fmt: skip
+    return [_data_dir(settings), _database(settings), _encryption(settings),
+            _speech_to_text(settings), _note_writer(settings)]  # fmt: skip

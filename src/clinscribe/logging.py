@@ -14,8 +14,8 @@ import structlog
 
 
 class _NoExceptionText(logging.Filter):
-    """Keep exception messages out of DBOS's log lines; they can quote data (SQL parameters,
-    vendor replies). Our own errors are ordinary outcomes already reported on the
+    """Keep exception messages out of log lines; they can quote data (SQL parameters, vendor
+    replies, request bytes). Our own errors are ordinary outcomes already reported on the
     consultation: dropped. Anything else keeps one line with its type and place."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -33,6 +33,22 @@ class _NoExceptionText(logging.Filter):
         record.exc_info = None
         record.exc_text = None
         return True
+
+
+_QUIET_LIBRARIES = (
+    "aiosqlite",
+    "sqlalchemy",
+    "httpx",
+    "httpcore",
+    "hpack",
+    "multipart",
+    "python_multipart",
+    "asyncio",
+    "faster_whisper",
+    "alembic",
+    "psycopg",
+    "urllib3",
+)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
@@ -55,8 +71,13 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )
-    dbos_logger = logging.getLogger("dbos")
-    if not any(isinstance(f, _NoExceptionText) for f in dbos_logger.filters):
-        dbos_logger.addFilter(_NoExceptionText())
-    # httpx logs full request URLs at INFO; keep them out of production logs.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # DBOS logs workflow errors; uvicorn logs the traceback of an unhandled request error
+    # after our handler has answered 500. Both would print exception messages.
+    for name in ("dbos", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoExceptionText) for f in logger.filters):
+            logger.addFilter(_NoExceptionText())
+    # Libraries log data at DEBUG/INFO (aiosqlite and SQLAlchemy: SQL parameters; httpx: full
+    # URLs; multipart: field values). CLINSCRIBE_LOG_LEVEL=DEBUG is for our own code only.
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))

@@ -23,6 +23,7 @@ from clinscribe.models import ConsultationStatus
 from clinscribe.pipeline import workflow
 from clinscribe.pipeline.runtime import Runtime
 from clinscribe.pipeline.transcription import chunk_workflow_id, stt_queue_name
+from clinscribe.retention import workflow as retention
 
 log = structlog.get_logger("clinscribe.engine")
 
@@ -94,6 +95,7 @@ async def launch(settings: Settings) -> None:
         polling_interval_sec=0.05,
         on_conflict="always_update",
     )
+    await retention.schedule(settings)
 
 
 def shutdown(grace_s: float = 0) -> None:

@@ -1,0 +1,1 @@
+"""Automatic deletion of consultation data after configurable periods (audited)."""
