@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+import pytest
+
+from clinscribe.db.migrate import upgrade
 from tests.fakes.openai_compat import FakeFault, FakeOpenAIServer
 from tests.support.audio import SHORT_WAV
 from tests.support.postgres import PostgresCluster
@@ -44,3 +48,34 @@ def test_consultation_completes_fails_and_retries_on_postgres(
         assert not (server.data_dir / "workflows.sqlite3").exists()
     finally:
         server.kill()
+
+
+def test_accounts_migration_and_append_only_audit_on_postgres(postgres: PostgresCluster) -> None:
+    name = postgres.create_database("mig")
+    upgrade(postgres.url(name), "0002")
+    with psycopg.connect(postgres.url(name, driver=False), autocommit=True) as db:
+        db.execute(
+            "insert into consultations (id, status, language, template, audio_bytes, "
+            "stt_provider, created_at, updated_at) values ('old1', 'completed', 'en', 'soap', "
+            "10, 'local', now(), now())"
+        )
+        db.execute(
+            "insert into notes (consultation_id, version, template, writer, status, omissions, "
+            "codes, created_at) values ('old1', 1, 'soap', 'extractive', 'draft', '[]', '[]', "
+            "now())"
+        )
+    upgrade(postgres.url(name))
+    with psycopg.connect(postgres.url(name, driver=False), autocommit=True) as db:
+        row = db.execute(
+            "select c.name from consultations join clinics c on c.id = clinic_id"
+        ).fetchone()
+        assert row == ("Default clinic",)
+        assert db.execute("select codes from notes").fetchone() == ("[]",)
+        db.execute(
+            "insert into audit_events (at, actor_type, actor_label, action, detail) "
+            "values (now(), 'system', 'test', 'x', '{}')"
+        )
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            db.execute("update audit_events set action = 'y'")
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            db.execute("delete from audit_events")
