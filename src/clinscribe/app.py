@@ -27,6 +27,7 @@ from clinscribe.db import migrate
 from clinscribe.db.encrypted import use_keyring
 from clinscribe.errors import ClinscribeError
 from clinscribe.logging import configure_logging
+from clinscribe.notes.endpoints import router as notes_router
 from clinscribe.pipeline import engine
 from clinscribe.pipeline.runtime import Runtime, set_runtime
 from clinscribe.security.body_limit import BodySizeLimitMiddleware
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     )
     app.include_router(consultations_router)
     app.include_router(accounts_router)
+    app.include_router(notes_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Audio uploads have their own streaming limit (CLINSCRIBE_MAX_UPLOAD_MB).

@@ -171,7 +171,9 @@ def _utterances_from_text(text: str) -> list[tuple[str, str]]:
 def note(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     language: Annotated[str | None, typer.Option(help="for audio input")] = None,
-    template: Annotated[str, typer.Option(help="soap or apso")] = "soap",
+    template: Annotated[
+        str, typer.Option(help="soap, apso, hp, progress or a clinic-defined template key")
+    ] = "soap",
     as_json: Annotated[bool, typer.Option("--json", help="print the note as JSON")] = False,
 ) -> None:
     """Write a note from an audio file or a text transcript and print it.
@@ -180,11 +182,12 @@ def note(
     D: or P:, or ACI-Bench's doctor/patient tags in square brackets."""
     from clinscribe.notes.evidence import verify_note
     from clinscribe.notes.model import Utterance
-    from clinscribe.notes.templates import get_template
+    from clinscribe.notes.templates import TemplateLibrary
     from clinscribe.providers.registry import build_note_writer
 
     settings = load_settings()
     try:
+        chosen = TemplateLibrary.from_directory(settings.resolved_templates_dir).get(template)
         if file.suffix.lower() in {".txt", ".md"}:
             pairs = _utterances_from_text(file.read_text(encoding="utf-8"))
             utterances = [
@@ -198,9 +201,7 @@ def note(
                 for i, (a, b, t) in enumerate(segments, start=1)
             ]
         writer = build_note_writer(settings)
-        draft = verify_note(
-            asyncio.run(writer.write(utterances, get_template(template))), utterances
-        )
+        draft = verify_note(asyncio.run(writer.write(utterances, chosen)), utterances)
     except ClinscribeError as error:
         fail(error)
     if as_json:

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
 
     default_language: str = "en"
     default_template: str = "soap"
+    templates_dir: Path | None = Field(
+        None, description="clinic-defined note templates (*.toml); default <data dir>/templates"
+    )
     max_upload_mb: float = Field(500.0, gt=0)
     max_audio_minutes: float = Field(120.0, gt=0)
 
@@ -188,6 +191,10 @@ class Settings(BaseSettings):
     @property
     def audio_dir(self) -> Path:
         return self.resolved_data_dir / "audio"
+
+    @property
+    def resolved_templates_dir(self) -> Path:
+        return (self.templates_dir or self.resolved_data_dir / "templates").expanduser()
 
     @property
     def work_dir(self) -> Path:

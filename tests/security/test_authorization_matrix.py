@@ -188,6 +188,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/openapi.json", Access.PUBLIC, in_schema=False),
     Operation("GET", "/docs", Access.PUBLIC, in_schema=False),
     Operation("GET", "/api/me", AUTH, check=_shows(lambda c: c.clinic_id)),
+    Operation("GET", "/api/templates", AUTH),
     Operation(
         "POST",
         "/api/consultations",

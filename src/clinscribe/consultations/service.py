@@ -20,7 +20,6 @@ from clinscribe.errors import BadRequest, ClinscribeError, Conflict, NotFound
 from clinscribe.models import Consultation, ConsultationStatus, Note
 from clinscribe.notes.evidence import verify_note
 from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence
-from clinscribe.notes.templates import get_template
 from clinscribe.pipeline.audio import AudioInfo, inspect_audio
 from clinscribe.pipeline.runtime import Runtime
 from clinscribe.providers.registry import check_language
@@ -63,7 +62,7 @@ async def receive_upload(
             )
         fields = upload.fields
         language = check_language(settings, fields.get("language") or settings.default_language)
-        template = get_template(fields.get("template") or settings.default_template).key
+        template = runtime.templates.get(fields.get("template") or settings.default_template).key
         for name, limit in _MAX_TEXT_FIELD.items():
             if len(fields.get(name) or "") > limit:
                 raise BadRequest(f"'{name}' is longer than {limit} characters.", code="too_long")
@@ -246,7 +245,7 @@ async def regenerate_note(
         raise Conflict(
             "Wait until processing has completed, then regenerate.", code="not_completed"
         )
-    template = get_template(template_key)
+    template = runtime.templates.get(template_key)
     transcript = await repository.get_transcript(session, consultation_id)
     if transcript is None:
         raise Conflict("The consultation has no transcript yet.", code="transcript_not_ready")

@@ -18,7 +18,14 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence, NoteTemplate, Utterance
+from clinscribe.notes.model import (
+    FactKind,
+    NoteDraft,
+    NoteSection,
+    NoteSentence,
+    NoteTemplate,
+    Utterance,
+)
 
 WRITER_NAME = "extractive"
 
@@ -196,6 +203,15 @@ RULES: dict[str, tuple[Rule, ...]] = {
 }
 
 
+# The rules sort sentences into SOAP sections; other templates place them by kind.
+KIND_OF_SOAP_SECTION: dict[str, FactKind] = {
+    "subjective": "history",
+    "objective": "exam",
+    "assessment": "assessment",
+    "plan": "plan",
+}
+
+
 def classify_sentence(sentence: str) -> str | None:
     """The SOAP section key of a sentence, or None when no rule matches (it is left out)."""
     for section in SECTION_PRIORITY:
@@ -219,9 +235,11 @@ def build_note(utterances: list[Utterance], template: NoteTemplate) -> NoteDraft
     """Build an extractive note; every sentence cites the utterances it quotes (sync, pure)."""
     by_section: dict[str, list[NoteSentence]] = {spec.key: [] for spec in template.sections}
     seen: dict[str, NoteSentence] = {}
-    for section, text, ids in _extract(utterances):
-        if section not in by_section:  # a template without this section: leave it out
+    for soap_section, text, ids in _extract(utterances):
+        spec = template.section_for(KIND_OF_SOAP_SECTION[soap_section])
+        if spec is None:  # a template without a place for this: leave it out
             continue
+        section = spec.key
         key = text.lower()
         if key in seen:  # said twice: keep the first, but cite every place it was said
             seen[key].evidence = list(_merge_ids(seen[key].evidence, ids))

@@ -7,7 +7,7 @@ of the transcript utterances it rests on (``evidence``) and review ``flags``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 Speaker = Literal["doctor", "patient", "other", "unknown"]
 
@@ -56,11 +56,32 @@ class NoteDraft:
         raise KeyError(key)
 
 
+# What a piece of a consultation is about. Rule-based writers sort what they extract into
+# these kinds; a template section says which kinds it collects (LLM writers read `guidance`).
+FactKind = Literal[
+    "chief_complaint",
+    "history",
+    "past_history",
+    "medications",
+    "allergies",
+    "social_family",
+    "review_of_systems",
+    "vitals",
+    "exam",
+    "results",
+    "assessment",
+    "plan",
+    "follow_up",
+]
+FACT_KINDS: tuple[FactKind, ...] = get_args(FactKind)
+
+
 @dataclass(frozen=True)
 class SectionSpec:
     key: str
     title: str
     guidance: str
+    collects: tuple[FactKind, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,14 @@ class NoteTemplate:
     key: str
     title: str
     sections: tuple[SectionSpec, ...]
+    style: str = ""  # how the note should read (for LLM writers), e.g. "terse, metric units"
+
+    def section_for(self, kind: FactKind) -> SectionSpec | None:
+        """The first section that collects this kind of fact (None: the template has none)."""
+        for section in self.sections:
+            if kind in section.collects:
+                return section
+        return None
 
 
 class NoteWriter(Protocol):

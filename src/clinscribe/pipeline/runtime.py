@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from clinscribe.config import Settings
 from clinscribe.db.engine import Database
 from clinscribe.notes.model import NoteWriter
+from clinscribe.notes.templates import TemplateLibrary
 from clinscribe.providers import registry
 from clinscribe.providers.stt.base import SpeechToText
 from clinscribe.security.keys import keyring_from_settings
@@ -39,6 +40,7 @@ class Runtime:
         self.settings = settings
         self.keyring = keyring_from_settings(settings)
         self.audio = AudioStore(settings.audio_dir, settings.work_dir, self.keyring)
+        self.templates = TemplateLibrary.from_directory(settings.resolved_templates_dir)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopResources] = {}
         self._lock = threading.Lock()
         self._note_writer: NoteWriter | None = None

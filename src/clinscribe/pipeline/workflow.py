@@ -25,7 +25,6 @@ from clinscribe.consultations import repository
 from clinscribe.errors import ClinscribeError
 from clinscribe.models import ConsultationStatus, Stage
 from clinscribe.notes.evidence import verify_note as verify_draft
-from clinscribe.notes.templates import get_template
 from clinscribe.pipeline.audio import convert_to_wav
 from clinscribe.pipeline.progress import elapsed_ms, stage, storing
 from clinscribe.pipeline.runtime import get_runtime
@@ -89,7 +88,7 @@ async def write_note(consultation_id: str) -> int:
             transcript = await repository.get_transcript(session, consultation_id)
             assert consultation is not None and transcript is not None
             utterances = repository.utterances_of(transcript)
-            template = get_template(consultation.template)
+            template = runtime.templates.get(consultation.template)
         started = time.perf_counter()
         draft = await runtime.note_writer.write(utterances, template)
         async with storing(consultation_id) as session:
