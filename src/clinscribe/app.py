@@ -27,6 +27,7 @@ from clinscribe.db import migrate
 from clinscribe.db.encrypted import use_keyring
 from clinscribe.errors import ClinscribeError
 from clinscribe.logging import configure_logging
+from clinscribe.notes.codes import load_code_set
 from clinscribe.notes.endpoints import router as notes_router
 from clinscribe.pipeline import engine
 from clinscribe.pipeline.runtime import Runtime, set_runtime
@@ -57,8 +58,11 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
     set_runtime(runtime)
     engine.configure(settings)
     reconciler: asyncio.Task[None] | None = None
+    warm_up: asyncio.Task[None] | None = None
     try:
         if run_worker:
+            # The ICD-10-CM code set takes ~2 s to parse: in a thread, while DBOS starts.
+            warm_up = asyncio.create_task(asyncio.to_thread(load_code_set))
             await engine.launch(settings)
             reconciler = asyncio.create_task(engine.reconcile_forever(runtime))
             log.info(
@@ -69,6 +73,8 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
             )
         yield runtime
     finally:
+        if warm_up is not None:
+            await asyncio.gather(warm_up, return_exceptions=True)
         if reconciler is not None:
             reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -233,3 +233,33 @@ def test_delete_while_transcribing_cancels_and_leaves_nothing(
             ).fetchone()
             assert count == (0,), table
     assert not (fake_server.data_dir / "audio" / consultation_id).exists()
+
+
+def test_code_suggestions_are_accepted_or_rejected_until_signed(
+    fake_server: ServerProcess,
+) -> None:
+    consultation_id = _upload(fake_server)
+    assert fake_server.wait_terminal(consultation_id)["status"] == "completed"
+    base = f"/api/consultations/{consultation_id}"
+    with fake_server.client() as client:
+        note = client.get(f"{base}/note").json()
+        # "It's a chest infection; start amoxicillin ..." is in the assessment.
+        assert [(c["code"], c["status"]) for c in note["codes"]] == [("J22", "suggested")]
+        assert note["codes"][0]["description"].startswith("Unspecified acute lower respiratory")
+        accepted = client.patch(f"{base}/note/codes/J22", json={"status": "accepted"})
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["codes"][0]["status"] == "accepted"
+        assert (
+            client.patch(f"{base}/note/codes/I10", json={"status": "accepted"}).json()["error"][
+                "code"
+            ]
+            == "code_not_found"
+        )
+        bad = client.patch(f"{base}/note/codes/J22", json={"status": "maybe"})
+        assert bad.status_code == 422
+        # A new version (here: regenerated) keeps the decision.
+        regenerated = client.post(f"{base}/note/regenerate", json={"template": "hp"}).json()
+        assert [(c["code"], c["status"]) for c in regenerated["codes"]] == [("J22", "accepted")]
+        assert client.post(f"{base}/note/sign", json={"signed_by": "Dr A"}).status_code == 200
+        locked = client.patch(f"{base}/note/codes/J22", json={"status": "rejected"})
+        assert locked.status_code == 409 and locked.json()["error"]["code"] == "already_signed"

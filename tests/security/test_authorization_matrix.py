@@ -227,6 +227,15 @@ OPERATIONS: tuple[Operation, ...] = (
         request=lambda w, foreign: Payload(json={"speaker": "doctor"}),
     ),
     Operation("GET", f"{CONSULTATION}/note", AUTH, Owned.CONSULTATION),
+    # The short test clip names no diagnosis, so its note has no code to decide on.
+    Operation(
+        "PATCH",
+        f"{CONSULTATION}/note/codes/{{code}}",
+        AUTH,
+        Owned.CONSULTATION,
+        ok=((404, "code_not_found"),),
+        request=lambda w, foreign: Payload(json={"status": "accepted"}),
+    ),
     Operation(
         "PUT",
         f"{CONSULTATION}/note",
@@ -394,7 +403,7 @@ def url_of(world: World, op: Operation, caller: Caller, target: str) -> str:
     if op.owned is None:
         return op.path
     resource = target_id(world, op, caller, target)
-    path = op.path.replace("{utterance_id}", "u1")
+    path = op.path.replace("{utterance_id}", "u1").replace("{code}", "J20.9")
     for name in ("{consultation_id}", "{key_id}", "{user_id}"):
         path = path.replace(name, resource)
     return path

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from clinscribe import metrics
@@ -17,6 +17,7 @@ from clinscribe.auth.dependencies import PrincipalDep, RuntimeDep, SessionDep
 from clinscribe.consultations import repository, service
 from clinscribe.consultations.audio_response import audio_response
 from clinscribe.consultations.schemas import (
+    CodeDecisionIn,
     ConsultationOut,
     ConsultationPage,
     NoteIn,
@@ -256,10 +257,34 @@ async def get_note(
 
 @router.put("/{consultation_id}/note", response_model=NoteOut, responses=_ERROR_RESPONSES)
 async def put_note(
-    consultation_id: str, body: NoteIn, session: SessionDep, principal: PrincipalDep
+    consultation_id: str,
+    body: NoteIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> NoteOut:
     """Save an edited draft as a new version; sentences are re-verified against the evidence."""
-    return NoteOut.of(await service.save_edited_note(session, principal, consultation_id, body))
+    return NoteOut.of(
+        await service.save_edited_note(session, runtime, principal, consultation_id, body)
+    )
+
+
+@router.patch(
+    "/{consultation_id}/note/codes/{code}",
+    response_model=NoteOut,
+    responses=_ERROR_RESPONSES,
+    summary="Accept or reject a suggested ICD-10-CM code on the latest draft",
+)
+async def decide_code(
+    consultation_id: str,
+    code: Annotated[str, Path(max_length=10, pattern=r"^[A-Z0-9.]+$")],
+    body: CodeDecisionIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> NoteOut:
+    return NoteOut.of(
+        await service.decide_code(session, principal, consultation_id, code, body.status)
+    )
 
 
 @router.post("/{consultation_id}/note/sign", response_model=NoteOut, responses=_ERROR_RESPONSES)

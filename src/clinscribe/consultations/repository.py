@@ -335,6 +335,11 @@ def draft_of(note: Note) -> NoteDraft:
     )
 
 
+async def set_codes(session: AsyncSession, note: Note, codes: list[dict[str, object]]) -> None:
+    note.codes = codes
+    await session.flush()
+
+
 async def replace_flags(session: AsyncSession, note: Note, draft: NoteDraft) -> None:
     """Store the verifier's flags on an existing note version (same shape as ``draft``)."""
     for section_row, section in zip(note.sections, draft.sections, strict=True):

@@ -192,3 +192,10 @@ class SpeakerIn(BaseModel):
 class RegenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     template: str = Field("soap", min_length=1, max_length=32)
+
+
+class CodeDecisionIn(BaseModel):
+    """A clinician's decision on a suggested ICD-10-CM code."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["accepted", "rejected", "suggested"]

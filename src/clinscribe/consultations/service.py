@@ -18,6 +18,7 @@ from clinscribe.consultations.schemas import NoteIn
 from clinscribe.consultations.upload import ParsedUpload, read_audio_upload
 from clinscribe.errors import BadRequest, ClinscribeError, Conflict, NotFound
 from clinscribe.models import Consultation, ConsultationStatus, Note
+from clinscribe.notes.codes import suggest_codes
 from clinscribe.notes.evidence import verify_note
 from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence
 from clinscribe.pipeline.audio import AudioInfo, inspect_audio
@@ -163,7 +164,11 @@ async def correct_speaker(
 
 
 async def save_edited_note(
-    session: AsyncSession, principal: Principal, consultation_id: str, body: NoteIn
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    consultation_id: str,
+    body: NoteIn,
 ) -> Note:
     """Store an edited draft as a new version, re-verified against the transcript."""
     latest = await get_note(session, principal, consultation_id, None)
@@ -187,11 +192,43 @@ async def save_edited_note(
         omissions=list(latest.omissions),
         codes=list(latest.codes),
     )
+    if runtime.templates.has(latest.template):  # a removed clinic template: keep codes
+        template = runtime.templates.get(latest.template)
+        draft.codes = await asyncio.to_thread(suggest_codes, draft, template, list(latest.codes))
     note = await repository.add_note(session, consultation_id, verify_note(draft, utterances))
     await record(
         session, principal, "note.edited", consultation_id=consultation_id, version=note.version
     )
     return note
+
+
+async def decide_code(
+    session: AsyncSession, principal: Principal, consultation_id: str, code: str, status: str
+) -> Note:
+    """Accept or reject a suggested code on the latest draft (a signed version is locked)."""
+    latest = await get_note(session, principal, consultation_id, None)
+    if latest.status == "signed":
+        raise Conflict(
+            "This note version is signed; amend it (save an edit) to change its codes.",
+            code="already_signed",
+        )
+    codes = [dict(c) for c in latest.codes]
+    matching = [c for c in codes if c.get("code") == code]
+    if not matching:
+        raise NotFound("This note has no such code suggestion.", code="code_not_found")
+    for entry in matching:
+        entry["status"] = status
+    await repository.set_codes(session, latest, codes)
+    await record(
+        session,
+        principal,
+        "note.code_decided",
+        consultation_id=consultation_id,
+        version=latest.version,
+        code=code,
+        status=status,
+    )
+    return latest
 
 
 def signer_of(principal: Principal, signed_by: str | None) -> str:
@@ -251,6 +288,9 @@ async def regenerate_note(
         raise Conflict("The consultation has no transcript yet.", code="transcript_not_ready")
     utterances = repository.utterances_of(transcript)
     draft = await runtime.note_writer.write(utterances, template)
+    previous = await repository.get_note(session, consultation_id)
+    earlier = list(previous.codes) if previous else []
+    draft.codes = await asyncio.to_thread(suggest_codes, draft, template, earlier)
     note = await repository.add_note(session, consultation_id, verify_note(draft, utterances))
     await record(
         session,

@@ -24,6 +24,7 @@ from clinscribe import metrics
 from clinscribe.consultations import repository
 from clinscribe.errors import ClinscribeError
 from clinscribe.models import ConsultationStatus, Stage
+from clinscribe.notes.codes import suggest_codes
 from clinscribe.notes.evidence import verify_note as verify_draft
 from clinscribe.pipeline.audio import convert_to_wav
 from clinscribe.pipeline.progress import elapsed_ms, stage, storing
@@ -91,6 +92,7 @@ async def write_note(consultation_id: str) -> int:
             template = runtime.templates.get(consultation.template)
         started = time.perf_counter()
         draft = await runtime.note_writer.write(utterances, template)
+        draft.codes = await asyncio.to_thread(suggest_codes, draft, template)
         async with storing(consultation_id) as session:
             note = await repository.add_note(session, consultation_id, draft)
             version = note.version

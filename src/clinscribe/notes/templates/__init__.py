@@ -146,6 +146,9 @@ class TemplateLibrary:
     def keys(self) -> list[str]:
         return sorted(self.templates)
 
+    def has(self, key: str) -> bool:
+        return key in self.templates
+
     def all(self) -> list[NoteTemplate]:
         return [self.templates[key] for key in self.keys()]
 
