@@ -188,3 +188,25 @@ def test_admin_manages_users_and_api_keys(server: ServerProcess) -> None:
         assert used[0]["last_used_at"] is not None and used[0]["revoked_at"] is not None
         actions = {e["action"] for e in client.get("/api/audit").json()["items"]}
         assert {"user.created", "api_key.created", "api_key.revoked"} <= actions
+
+
+def test_concurrent_wrong_passwords_cannot_outrun_the_lockout(server: ServerProcess) -> None:
+    """Twelve wrong passwords at once: three are counted, one lock, the rest are refused."""
+    import concurrent.futures
+
+    server.provision(email="dr.e@example.org")
+    admin = server.provision(role=Role.ADMIN)
+
+    def attempt(password: str) -> int:
+        with _browser(server) as browser:
+            return _sign_in(browser, "dr.e@example.org", password).status_code
+
+    passwords = [f"wrong password {i:02d}" for i in range(12)]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(attempt, passwords))
+    assert codes == [401] * 12
+    assert len(_audit(server, admin, "user.signin_failed")) == 3
+    assert len(_audit(server, admin, "user.locked")) == 1
+    assert len(_audit(server, admin, "user.signin_refused")) == 9
+    with _browser(server) as browser:  # locked: the right password is refused too
+        assert _sign_in(browser, "dr.e@example.org", TEST_PASSWORD).status_code == 401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clinscribe.models import ApiKey, Clinic, User, WebSession
@@ -68,3 +68,45 @@ async def delete_user_sessions(session: AsyncSession, user_id: str) -> None:
 async def delete_expired_sessions(session: AsyncSession, now: datetime) -> int:
     result = await session.execute(delete(WebSession).where(WebSession.expires_at < now))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# Sign-in bookkeeping is done with single UPDATE statements, not read-modify-write, so that
+# concurrent attempts cannot all see "0 failures, not locked" and slip past the lockout.
+def _unlocked(now: datetime) -> ColumnElement[bool]:
+    return or_(User.locked_until.is_(None), User.locked_until <= now)
+
+
+async def count_failed_signin(session: AsyncSession, user_id: str, now: datetime) -> int | None:
+    """Add one failure; the new count, or None when the account is locked meanwhile."""
+    statement = (
+        update(User)
+        .where(User.id == user_id, _unlocked(now))
+        .values(failed_signins=User.failed_signins + 1)
+        .returning(User.failed_signins)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def lock_user(session: AsyncSession, user_id: str, until: datetime, now: datetime) -> bool:
+    """Lock the account unless another attempt already did; True when this call locked it."""
+    statement = (
+        update(User)
+        .where(User.id == user_id, _unlocked(now))
+        .values(locked_until=until, failed_signins=0)
+        .returning(User.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def record_signin(session: AsyncSession, user_id: str, now: datetime) -> bool:
+    """Reset the failures of an enabled, unlocked account; False when it is locked now."""
+    statement = (
+        update(User)
+        .where(User.id == user_id, User.disabled_at.is_(None), _unlocked(now))
+        .values(failed_signins=0, locked_until=None, last_signin_at=now)
+        .returning(User.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None

@@ -191,22 +191,26 @@ async def sign_in(
         await record(session, actor, "user.signin_refused", reason="locked")
         return None
     if not valid:
-        user.failed_signins += 1
-        await record(session, actor, "user.signin_failed", failures=user.failed_signins)
-        if user.failed_signins >= policy.max_failures:
-            user.locked_until = now + policy.lockout
-            user.failed_signins = 0
-            await record(
-                session,
-                actor,
-                "user.locked",
-                until=user.locked_until.isoformat(),
-                minutes=round(policy.lockout.total_seconds() / 60, 2),
-            )
+        failures = await repository.count_failed_signin(session, user.id, now)
+        if failures is None:  # another attempt locked the account meanwhile
+            await record(session, actor, "user.signin_refused", reason="locked")
+            return None
+        await record(session, actor, "user.signin_failed", failures=failures)
+        if failures >= policy.max_failures:
+            until = now + policy.lockout
+            if await repository.lock_user(session, user.id, until, now):
+                await record(
+                    session,
+                    actor,
+                    "user.locked",
+                    until=until.isoformat(),
+                    minutes=round(policy.lockout.total_seconds() / 60, 2),
+                )
         return None
-    user.failed_signins = 0
-    user.locked_until = None
-    user.last_signin_at = now
+    if not await repository.record_signin(session, user.id, now):
+        await record(session, actor, "user.signin_refused", reason="locked")
+        return None
+    await repository.delete_expired_sessions(session, now)
     token = credentials.new_token()
     web_session = WebSession(
         id=uuid.uuid4().hex,
