@@ -67,7 +67,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the session commits before the response is sent, so a client is never
+# told "done" about a change (or an audit record) whose commit then fails.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 _HOW_TO_AUTHENTICATE = (
     "Send an API key as 'Authorization: Bearer <key>' (an admin creates one with "
