@@ -263,3 +263,21 @@ def test_code_suggestions_are_accepted_or_rejected_until_signed(
         assert client.post(f"{base}/note/sign", json={"signed_by": "Dr A"}).status_code == 200
         locked = client.patch(f"{base}/note/codes/J22", json={"status": "rejected"})
         assert locked.status_code == 409 and locked.json()["error"]["code"] == "already_signed"
+
+
+def test_a_note_cannot_be_edited_coded_or_signed_while_processing(
+    fake_stt: FakeOpenAIServer, fake_server: ServerProcess
+) -> None:
+    fake_stt.latency_s = 3.0
+    consultation_id = _upload(fake_server)
+    base = f"/api/consultations/{consultation_id}"
+    with fake_server.client() as client:
+        for method, path, body in (
+            ("POST", "/note/sign", {"signed_by": "Dr A"}),
+            ("PUT", "/note", {"sections": [{"key": "plan", "title": "Plan", "sentences": []}]}),
+            ("PATCH", "/note/codes/J22", {"status": "accepted"}),
+        ):
+            response = client.request(method, base + path, json=body)
+            assert response.status_code == 409, (path, response.text)
+            assert response.json()["error"]["code"] == "not_completed"
+    assert fake_server.wait_terminal(consultation_id)["status"] == "completed"

@@ -139,6 +139,23 @@ async def get_note(
     return note
 
 
+async def get_reviewable_note(
+    session: AsyncSession, principal: Principal, consultation_id: str
+) -> Note:
+    """The latest version, once processing has finished writing and checking it.
+
+    Before that, the pipeline may still change the version (its flags and omissions), so it
+    cannot be edited, coded or signed yet.
+    """
+    consultation = await get_consultation(session, principal, consultation_id)
+    if consultation.status != ConsultationStatus.COMPLETED:
+        raise Conflict(
+            "The note is still being written and checked. Wait until processing has completed.",
+            code="not_completed",
+        )
+    return await get_note(session, principal, consultation_id, None)
+
+
 async def correct_speaker(
     session: AsyncSession,
     principal: Principal,
@@ -171,7 +188,7 @@ async def save_edited_note(
     body: NoteIn,
 ) -> Note:
     """Store an edited draft as a new version, re-verified against the transcript."""
-    latest = await get_note(session, principal, consultation_id, None)
+    latest = await get_reviewable_note(session, principal, consultation_id)
     transcript = await repository.get_transcript(session, consultation_id)
     if transcript is None:
         raise Conflict("The consultation has no transcript yet.", code="transcript_not_ready")
@@ -206,7 +223,7 @@ async def decide_code(
     session: AsyncSession, principal: Principal, consultation_id: str, code: str, status: str
 ) -> Note:
     """Accept or reject a suggested code on the latest draft (a signed version is locked)."""
-    latest = await get_note(session, principal, consultation_id, None)
+    latest = await get_reviewable_note(session, principal, consultation_id)
     if latest.status == "signed":
         raise Conflict(
             "This note version is signed; amend it (save an edit) to change its codes.",
@@ -251,7 +268,7 @@ async def sign_note(
     version: int | None,
 ) -> Note:
     signer = signer_of(principal, signed_by)
-    latest = await get_note(session, principal, consultation_id, None)
+    latest = await get_reviewable_note(session, principal, consultation_id)
     if version is not None and version != latest.version:
         raise Conflict(
             f"Version {version} is not the latest (v{latest.version}). Review the latest "
