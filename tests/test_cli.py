@@ -183,13 +183,13 @@ def test_doctor_reports_what_to_fix(tmp_path: Path) -> None:
     assert pending.returncode == 1 and "clinscribe db upgrade" in pending.stdout
 
 
-def test_serve_refuses_a_note_writer_that_is_not_in_this_release(tmp_path: Path) -> None:
+def test_serve_refuses_the_llm_writer_without_a_key(tmp_path: Path) -> None:
     """Refused at start: otherwise every consultation would be transcribed (and paid for)
     before failing at the note."""
     env = {"CLINSCRIBE_DATA_DIR": str(tmp_path / "d"), "CLINSCRIBE_NOTE_PROVIDER": "llm"}
     for command in ("serve", "worker"):
         result = _run(command, env=env, cwd=tmp_path)
         assert result.returncode == 2
-        assert "CLINSCRIBE_NOTE_PROVIDER" in result.stderr and "extractive" in result.stderr
+        assert "CLINSCRIBE_LLM__API_KEY" in result.stderr, result.stderr
     doctor = _run("doctor", env=env | {"CLINSCRIBE_LOCAL_STT__MODEL": "tiny.en"}, cwd=tmp_path)
     assert "FAIL  note writer (llm)" in doctor.stdout

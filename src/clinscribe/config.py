@@ -42,10 +42,30 @@ class OpenAISttSettings(_Section):
 
 
 class LlmSettings(_Section):
+    """The LLM note writer's chat endpoint (any OpenAI-compatible one; Groq by default)."""
+
     base_url: str = GROQ_BASE_URL
     api_key: SecretStr | None = None
     model: str = "llama-3.3-70b-versatile"
     timeout_s: float = Field(120.0, gt=0)
+    context_tokens: int = Field(
+        8000,
+        ge=2048,
+        description="tokens one request may use (prompt and answer); longer transcripts are "
+        "split into several requests. Keep it under the model's context window and the "
+        "account's tokens-per-minute limit",
+    )
+    max_output_tokens: int = Field(
+        2048, ge=256, description="longest answer (max_completion_tokens) one request may get"
+    )
+    max_windows: int = Field(
+        12, ge=1, le=100, description="most requests (transcript parts) one note may take"
+    )
+    response_format: Literal["auto", "json_schema", "json_object"] = Field(
+        "auto",
+        description="json_schema (strict) where the model supports it, else json_object with "
+        "the schema in the prompt; auto picks by model name",
+    )
 
 
 class ReverieSettings(_Section):

@@ -134,6 +134,12 @@ def _note_writer(settings: Settings) -> Check:
         build_note_writer(settings)
     except ClinscribeError as error:
         return Check(label, False, error.message)
+    if settings.note_provider == "llm":
+        s = settings.llm
+        if s.api_key is None:  # a keyless server on this machine (Ollama, llama.cpp)
+            return _reachable(label, s.base_url.rstrip("/") + "/models", [])
+        return _openai_compatible(label, s.base_url, s.api_key, s.model,
+                                  "CLINSCRIBE_LLM__API_KEY")  # fmt: skip
     return Check(label, True, "offline, no key needed")
 
 

@@ -4,7 +4,8 @@ Shapes follow design/providers.md (Groq): routes under ``/openai/v1``, errors as
 ``{"error": {"message", "type", "code"}}``, Groq's ``x-ratelimit-*`` and ``x-request-id`` headers on
 every response. Tests steer it through attributes they may change at any time. A model request is
 recorded, its key checked (401), a fault popped, ``latency_s`` slept, then the fault (if any) or
-input validation and success answered.
+input validation and success answered. Chat answers come from ``chat_replies`` (a queue of
+scripted assistant messages) while it lasts, then from the ``chat`` responder.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ from tests.fakes._loopback import LoopbackServer
 
 Segments = list[tuple[float, float, str]]  # (start s, end s, text)
 TranscribeFn = Callable[[bytes, float | None, dict[str, str]], Segments]
-ChatFn = Callable[[dict[str, Any]], str]
+ChatFn = Callable[[dict[str, Any]], "str | ChatReply"]
 
 _WHISPER = "whisper-large-v3 whisper-large-v3-turbo distil-whisper-large-v3-en whisper-1"
 TRANSCRIPTION_MODELS = frozenset([*_WHISPER.split(), "gpt-4o-transcribe"])
 CHAT_MODELS = frozenset(["llama-3.3-70b-versatile", "llama-3.1-8b-instant"])
 CHAT_MODELS |= {"openai/gpt-oss-120b", "openai/gpt-oss-20b"}
+# Groq takes response_format json_schema (strict, constrained decoding) only on these; others
+# answer 400. Groq's best-effort json_schema models (kimi-k2, llama-4) are not faked here.
+JSON_SCHEMA_MODELS = frozenset({"openai/gpt-oss-120b", "openai/gpt-oss-20b"})
+_CHAT_RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 _RESPONSE_FORMATS = ("json", "text", "verbose_json")
 _OWNERS = {"llama": "Meta", "distil": "Hugging Face"}
 _USAGE_TIMES = dict(queue_time=0.01, prompt_time=0.002, completion_time=0.05, total_time=0.052)
@@ -88,6 +93,15 @@ class FakeFault:
     def too_large(cls) -> FakeFault:
         body = _error_body("Request Entity Too Large", "invalid_request_error", "request_too_large")
         return cls(413, body)
+
+
+@dataclass
+class ChatReply:
+    """A scripted assistant message; ``finish_reason="length"`` fakes an answer cut off at
+    max_completion_tokens."""
+
+    content: str
+    finish_reason: str = "stop"
 
 
 @dataclass
@@ -162,6 +176,8 @@ class FakeOpenAIServer(LoopbackServer):
         self.latency_per_audio_minute_s = 0.0
         self.transcribe: TranscribeFn | None = None
         self.chat: ChatFn | None = None
+        self.chat_replies: deque[str | ChatReply] = deque()
+        self.json_schema_models: set[str] = set(JSON_SCHEMA_MODELS)
         self.transcription_models: set[str] = set(TRANSCRIPTION_MODELS)
         self.chat_models: set[str] = set(CHAT_MODELS)
         self.requests: list[RecordedRequest] = []
@@ -321,13 +337,22 @@ class FakeOpenAIServer(LoopbackServer):
             return self._unknown_model(rec, str(model))
         if rec.json.get("stream"):
             return self._fail(rec, 400, "stream=true is not supported by the fake")
-        content = (self.chat or default_chat)(rec.json)
+        if (problem := self._response_format_problem(rec.json)) is not None:
+            return self._fail(rec, 400, problem)
+        # Popped on the server's event loop only, like the faults.
+        reply = self.chat_replies.popleft() if self.chat_replies else None
+        if reply is None:
+            reply = (self.chat or default_chat)(rec.json)
+        if isinstance(reply, str):
+            reply = ChatReply(reply)
+        content = reply.content
         # Roughly four characters per token, as tokenizers average on English text.
         prompt, completion = len(json.dumps(messages)) // 4 + 1, len(content) // 4 + 1
         usage: dict[str, float] = {"prompt_tokens": prompt, "completion_tokens": completion}
         usage |= {"total_tokens": prompt + completion, **_USAGE_TIMES}
         message = {"role": "assistant", "content": content}
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+        choice = {"index": 0, "message": message, "logprobs": None}
+        choice["finish_reason"] = reply.finish_reason
         body = {
             "id": f"chatcmpl-{uuid.uuid4()}",
             "object": "chat.completion",
@@ -339,6 +364,35 @@ class FakeOpenAIServer(LoopbackServer):
             "x_groq": {"id": rec.request_id},
         }
         return self._finish(rec, JSONResponse(body), tokens=prompt + completion)
+
+    def _response_format_problem(self, payload: dict[str, Any]) -> str | None:
+        """Why the API would refuse the request's response_format (400), or None."""
+        response_format = payload.get("response_format")
+        if response_format is None:
+            return None
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind not in _CHAT_RESPONSE_FORMATS:
+            return f"'response_format.type' : value must be one of {_CHAT_RESPONSE_FORMATS}"
+        if kind == "json_object":
+            # OpenAI documents this 400; Groq's JSON mode asks for the same instruction (?).
+            said = json.dumps(payload["messages"]).lower()
+            if "json" not in said:
+                return (
+                    "'messages' must contain the word 'json' in some form, to use "
+                    "'response_format' of type 'json_object'."
+                )
+        if kind != "json_schema":
+            return None
+        if payload["model"] not in self.json_schema_models:
+            return f"This model does not support response format `json_schema`: {payload['model']}"
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            return "'response_format.json_schema.schema' : property 'schema' is missing"
+        if not isinstance(spec.get("name"), str) or not spec["name"]:
+            return "'response_format.json_schema.name' : property 'name' is missing"
+        if spec.get("strict"):
+            return _strict_schema_problem(spec["schema"], spec["name"])
+        return None
 
     async def _models(self, request: Request) -> Response:
         rec = self._record(request)
@@ -353,6 +407,31 @@ class FakeOpenAIServer(LoopbackServer):
             for name in sorted(self.transcription_models | self.chat_models)
         ]
         return self._finish(rec, JSONResponse({"object": "list", "data": data}))
+
+
+def _strict_schema_problem(schema: Any, name: str, where: str = "") -> str | None:
+    """Strict mode's rules (OpenAI and Groq docs): every object sets additionalProperties false
+    and requires all of its properties. Wording follows OpenAI's 400 message."""
+    if isinstance(schema, list):
+        for i, item in enumerate(schema):
+            if (problem := _strict_schema_problem(item, name, f"{where}[{i}]")) is not None:
+                return problem
+        return None
+    if not isinstance(schema, dict):
+        return None
+    prefix = f"Invalid schema for response_format '{name}': In context=({where or '()'}), "
+    if schema.get("type") == "object" or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            return prefix + "'additionalProperties' is required to be supplied and to be false."
+        missing = set(schema.get("properties", {})) - set(schema.get("required", []))
+        if missing:
+            return prefix + f"'required' must include every key in properties: {sorted(missing)}"
+    for key, value in schema.items():
+        children = value.values() if key in ("properties", "$defs") else [value]
+        for child in children:
+            if (problem := _strict_schema_problem(child, name, f"{where}.{key}")) is not None:
+                return problem
+    return None
 
 
 def _segment(index: int, start: float, end: float, text: str) -> dict[str, Any]:

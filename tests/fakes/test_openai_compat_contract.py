@@ -15,11 +15,12 @@ from typing import Any
 
 import groq
 import openai
+import pydantic
 import pytest
 from openai.types.audio import TranscriptionVerbose
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
-from .openai_compat import FakeFault, FakeOpenAIServer
+from .openai_compat import ChatReply, FakeFault, FakeOpenAIServer
 
 API_KEY = "gsk_test_key"
 CHAT_MODEL = "llama-3.3-70b-versatile"
@@ -159,6 +160,62 @@ def test_chat_completion_parses_with_usage(fake: FakeOpenAIServer, sdk_client: A
     [recorded] = fake.chat_requests()
     assert recorded.json is not None
     assert recorded.json["response_format"] == {"type": "json_object"}
+
+
+class Finding(pydantic.BaseModel):
+    text: str
+    evidence: list[str]
+
+
+class SoapNote(pydantic.BaseModel):
+    subjective: list[Finding]
+    plan: list[Finding]
+
+
+def test_openai_sdk_parses_a_strict_json_schema_answer(
+    fake: FakeOpenAIServer, openai_client: openai.OpenAI
+) -> None:
+    note = SoapNote(subjective=[Finding(text="Cough for a week.", evidence=["u2"])], plan=[])
+    fake.chat_replies.append(note.model_dump_json())
+    # The SDK turns the model into a strict json_schema; the fake checks strict mode's rules.
+    completion = openai_client.chat.completions.parse(
+        model="openai/gpt-oss-20b", messages=MESSAGES, response_format=SoapNote
+    )
+
+    assert completion.choices[0].message.parsed == note
+    [recorded] = fake.chat_requests()
+    assert recorded.json is not None
+    response_format = recorded.json["response_format"]
+    assert response_format["type"] == "json_schema"
+    assert response_format["json_schema"]["strict"] is True
+    assert response_format["json_schema"]["name"] == "SoapNote"
+
+
+def test_json_schema_is_refused_where_groq_refuses_it(
+    fake: FakeOpenAIServer, sdk_client: Any
+) -> None:
+    errors = sdk_errors(sdk_client)
+    schema = {"type": "object", "properties": {"plan": {"type": "string"}}}
+    json_schema = {"name": "note", "schema": schema, "strict": True}
+
+    def create(model: str, response_format: dict[str, Any]) -> Any:
+        return sdk_client.chat.completions.create(
+            model=model, messages=MESSAGES, response_format=response_format
+        )
+
+    with pytest.raises(errors.BadRequestError) as unsupported:
+        create(CHAT_MODEL, {"type": "json_schema", "json_schema": json_schema})
+    with pytest.raises(errors.BadRequestError) as not_strict:  # additionalProperties missing
+        create("openai/gpt-oss-120b", {"type": "json_schema", "json_schema": json_schema})
+    schema |= {"additionalProperties": False, "required": ["plan"]}
+    fake.chat_replies.append(ChatReply('{"plan": "Rest."}', finish_reason="length"))
+    accepted = create("openai/gpt-oss-120b", {"type": "json_schema", "json_schema": json_schema})
+
+    assert "does not support response format `json_schema`" in str(unsupported.value)
+    assert "additionalProperties" in str(not_strict.value)
+    assert accepted.choices[0].message.content == '{"plan": "Rest."}'
+    assert accepted.choices[0].finish_reason == "length"
+    assert [r.status for r in fake.chat_requests()] == [400, 400, 200]
 
 
 def test_chat_completion_validates_strictly_and_carries_groq_extras(

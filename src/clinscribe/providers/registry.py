@@ -84,7 +84,10 @@ def build_note_writer(settings: Settings) -> NoteWriter:
         from clinscribe.notes.extractive import ExtractiveNoteWriter
 
         return ExtractiveNoteWriter()
-    raise ConfigurationError(
-        "CLINSCRIBE_NOTE_PROVIDER=llm arrives with the note engine; use 'extractive' for now.",
-        code="provider_unavailable_in_release",
-    )
+    if settings.note_provider == "llm":
+        from clinscribe.notes.llm_writer import LlmNoteWriter
+
+        # Checks the key and the token budget now: a worker refuses to start rather than
+        # transcribe (and pay for) consultations whose note cannot be written.
+        return LlmNoteWriter(settings.llm, settings.retry)
+    raise ConfigurationError(f"Unknown CLINSCRIBE_NOTE_PROVIDER '{settings.note_provider}'.")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from clinscribe.errors import ProviderPermanentError
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,29 @@ class ChatResult:
     model: str
     prompt_tokens: int
     completion_tokens: int
+    # "stop", or "length" when the answer was cut off at max_tokens; None if not reported.
+    finish_reason: str | None = None
+
+
+class ModelOutputRejected(ProviderPermanentError):
+    """The endpoint itself refused the model's answer as invalid JSON (Groq answers HTTP 400
+    ``json_validate_failed`` in JSON mode). Permanent for the request as sent, but a caller may
+    ask again with a correction. Never carries the rejected text (it is note text: PHI)."""
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens ``text`` costs, without the model's tokenizer: 4 ASCII characters per token (what
+    tokenizers average on English) and 1 per other character (Tamil or Devanagari take roughly
+    1-2 characters per token in Llama-3-style tokenizers, so this errs on the safe side)."""
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    return math.ceil(ascii_chars / 4) + (len(text) - ascii_chars)
+
+
+def clip_tokens(text: str, limit: int) -> str:
+    """``text`` cut short to at most ``limit`` estimated tokens."""
+    while estimate_tokens(text) > limit:
+        text = text[: int(len(text) * 0.9)]
+    return text
 
 
 class ChatModel(Protocol):
@@ -29,6 +55,7 @@ class ChatModel(Protocol):
         messages: list[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
+        schema_name: str = "response",
         max_tokens: int = 4096,
     ) -> ChatResult: ...
 
