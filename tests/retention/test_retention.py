@@ -192,3 +192,37 @@ def test_scheduled_sweep_in_the_running_service(tmp_path: Path) -> None:
             assert not (server.data_dir / "audio" / consultation_id).exists()
         finally:
             server.kill()
+
+
+def test_working_copies_of_a_dead_process_are_removed_at_once(tmp_path: Path) -> None:
+    """Plaintext working files of a process that died are swept by the next one, not after
+    an hour: a live owner holds a lock on its directory."""
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    script = (
+        "import sys, time; from pathlib import Path;"
+        "from clinscribe.security.crypto import Keyring;"
+        "from clinscribe.storage.audio import AudioStore;"
+        f"s = AudioStore(Path({str(tmp_path / 'a')!r}), Path({str(work)!r}), Keyring(None));"
+        "(s.upload_dir()).mkdir(); (s.upload_dir() / 'x.upload').write_bytes(b'RIFF');"
+        "print(s.process_dir(), flush=True); time.sleep(60)"
+    )
+    other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None
+        their_dir = Path(other.stdout.readline().strip())
+        mine = AudioStore(tmp_path / "a", work, Keyring(None))
+        assert mine.remove_abandoned_work() == 0  # alive: kept
+        assert (their_dir / "uploads" / "x.upload").exists()
+        other.kill()
+        other.wait(timeout=10)
+        assert mine.remove_abandoned_work() == 1  # dead: removed at once
+        assert not their_dir.exists()
+        with mine.workspace() as scratch:
+            assert scratch.parent == mine.process_dir()
+        mine.close()
+        assert not any(work.iterdir())
+    finally:
+        other.kill()

@@ -52,7 +52,7 @@ async def receive_upload(
         content_type,
         content_length,
         body,
-        upload_dir=settings.upload_tmp_dir,
+        upload_dir=runtime.audio.upload_dir(),
         max_bytes=settings.max_upload_bytes,
     )
     try:

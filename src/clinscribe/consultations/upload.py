@@ -126,7 +126,11 @@ class _PartCollector:
             )
             self.upload_dir.mkdir(parents=True, exist_ok=True)
             self.result.audio_path = self.upload_dir / f"{uuid.uuid4().hex}.upload"
-            self._file = self.result.audio_path.open("wb")
+            # Owner-only: the upload is plaintext until it is checked and encrypted into place.
+            descriptor = os.open(
+                self.result.audio_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+            )
+            self._file = os.fdopen(descriptor, "wb")
             self._writing_file = True
         elif options.get(b"filename") is not None:
             raise BadRequest(

@@ -257,6 +257,7 @@ async def reconcile_forever(runtime: Runtime, interval_s: float = 30.0) -> None:
     while True:
         try:
             await reconcile(runtime)
+            await asyncio.to_thread(runtime.audio.remove_abandoned_work)
         except Exception as error:  # keep the loop alive; the next pass retries
             log.error("reconcile pass failed", error_type=type(error).__name__)
         await asyncio.sleep(interval_s)

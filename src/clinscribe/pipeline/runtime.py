@@ -111,6 +111,7 @@ class Runtime:
             self._loops.clear()
         if mine is not None:
             await mine.aclose()
+        self.audio.close()
 
 
 _current: Runtime | None = None

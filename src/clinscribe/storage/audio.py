@@ -2,28 +2,34 @@
 
 <data_dir>/audio/<consultation id>/original    the upload, byte for byte (encrypted)
 <data_dir>/audio/<consultation id>/audio.wav   16 kHz mono WAV made by preparing_audio (encrypted)
-<data_dir>/work/<random>/                      plaintext working copies, only while a step runs
+<data_dir>/work/proc-<random>/                 this process's plaintext working copies and
+                                               partial uploads, only while they are needed
 
 Decoders and speech-to-text engines want a file path, so a step that needs the audio gets a
-decrypted working copy (:meth:`AudioStore.plaintext`) that is removed when the step ends, and
-at start for copies left by a process that died (older than an hour).
+decrypted working copy (:meth:`AudioStore.plaintext`) that is removed when the step ends. Each
+process keeps its working files in its own directory, holding an exclusive lock on the
+directory's ``.owner`` file for as long as it lives; a directory whose lock nobody holds
+belonged to a process that died, and is removed (at start and then periodically).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import IO, BinaryIO, Literal
 
 from clinscribe.security.crypto import Keyring
 
 AudioKind = Literal["original", "normalized"]
 _NAMES: dict[AudioKind, str] = {"original": "original", "normalized": "audio.wav"}
-_ABANDONED_AFTER_S = 3600
+_OWNER = ".owner"
+_UNOWNED_GRACE_S = 60
 
 
 class AudioStore:
@@ -31,6 +37,31 @@ class AudioStore:
         self.root = root
         self.work_root = work_root
         self.keyring = keyring
+        self._own_dir: Path | None = None
+        self._owner_lock: IO[str] | None = None
+        self._lock = threading.Lock()
+
+    def process_dir(self) -> Path:
+        """This process's private directory for plaintext working files (created once)."""
+        with self._lock:
+            if self._own_dir is None:
+                self.work_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+                directory = Path(tempfile.mkdtemp(prefix="proc-", dir=self.work_root))
+                lock = (directory / _OWNER).open("w")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._own_dir, self._owner_lock = directory, lock
+            return self._own_dir
+
+    def upload_dir(self) -> Path:
+        return self.process_dir() / "uploads"
+
+    def close(self) -> None:
+        """Remove this process's working directory (at shutdown)."""
+        with self._lock:
+            if self._own_dir is not None and self._owner_lock is not None:
+                shutil.rmtree(self._own_dir, ignore_errors=True)
+                self._owner_lock.close()
+                self._own_dir = self._owner_lock = None
 
     def _dir(self, consultation_id: str) -> Path:
         if not consultation_id.isalnum():
@@ -67,8 +98,7 @@ class AudioStore:
     @contextlib.contextmanager
     def workspace(self) -> Iterator[Path]:
         """A private scratch directory for plaintext working files, removed afterwards."""
-        self.work_root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        directory = Path(tempfile.mkdtemp(dir=self.work_root))
+        directory = Path(tempfile.mkdtemp(dir=self.process_dir()))
         try:
             yield directory
         finally:
@@ -89,13 +119,29 @@ class AudioStore:
         return self._dir(consultation_id).exists()
 
     def remove_abandoned_work(self) -> int:
-        """Remove working copies left by a process that died mid-step."""
+        """Remove the working directories of processes that died (their lock is free)."""
         if not self.work_root.exists():
             return 0
-        cutoff = time.time() - _ABANDONED_AFTER_S
         removed = 0
         for entry in self.work_root.iterdir():
-            if entry.stat().st_mtime < cutoff:
+            if entry == self._own_dir or not entry.is_dir():
+                continue
+            if _owner_is_gone(entry):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed += 1
         return removed
+
+
+def _owner_is_gone(directory: Path) -> bool:
+    owner = directory / _OWNER
+    if not owner.exists():
+        # Being created right now, or left by an older release: judged by age.
+        return directory.stat().st_mtime < time.time() - _UNOWNED_GRACE_S
+    try:
+        with owner.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # a live process holds it
+    except FileNotFoundError:
+        return False  # its owner just removed it
+    return True
