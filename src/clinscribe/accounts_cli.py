@@ -149,19 +149,53 @@ def rotate() -> None:
     """Re-encrypt all stored audio and text with the current key.
 
     Set the new key as CLINSCRIBE_ENCRYPTION_KEY and the old one(s) in
-    CLINSCRIBE_PREVIOUS_ENCRYPTION_KEYS, run this (the service may keep running), then remove
-    the old keys. Also encrypts data stored before a key was set.
+    CLINSCRIBE_PREVIOUS_ENCRYPTION_KEYS, restart every process with them, run this (the service
+    may keep running), and drop the old keys only when it reports nothing left. Also encrypts
+    data stored before a key was set.
     """
+    from clinscribe.db.encrypted import use_keyring
+    from clinscribe.db.engine import Database
+    from clinscribe.db.migrate import upgrade
     from clinscribe.security.keys import keyring_from_settings
-    from clinscribe.security.rotation import reencrypt_audio, reencrypt_database
+    from clinscribe.security.rotation import (
+        count_stale_values,
+        reencrypt_audio,
+        reencrypt_database,
+    )
 
     settings = load_settings()
-    keyring = keyring_from_settings(settings)
+    try:
+        keyring = keyring_from_settings(settings)
+    except ClinscribeError as error:
+        fail(error)
     if not keyring.enabled:
         fail(ClinscribeError("Set CLINSCRIBE_ENCRYPTION_KEY to the new key first."))
-    rows = _in_database(reencrypt_database)
-    files = reencrypt_audio(settings.audio_dir, keyring)
+    use_keyring(keyring)
+    upgrade(settings.app_database_url)
+
+    async def run() -> tuple[int, int]:
+        database = Database(settings.app_database_url)
+        try:
+            rows = await reencrypt_database(database)
+            return rows, await count_stale_values(database, keyring)
+        finally:
+            await database.dispose()
+
+    try:
+        rows, rows_left = asyncio.run(run())
+    except ClinscribeError as error:
+        fail(error)
+    files, files_left = reencrypt_audio(settings.audio_dir, keyring)
     typer.echo(
         f"re-encrypted {rows} database rows and {files} audio files "
         f"with key {keyring.current_key_id}"
     )
+    if rows_left or files_left:
+        typer.echo(
+            f"error: {rows_left} values and {files_left} audio files are still under another "
+            "key (written meanwhile by a process with the old key?). Restart every process "
+            "with the new key and run this again before removing the old key.",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    typer.echo("nothing is left under an old key: CLINSCRIBE_PREVIOUS_ENCRYPTION_KEYS can go")

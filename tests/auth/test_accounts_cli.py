@@ -101,6 +101,7 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
     rotated = _run("keys", "rotate", env=env)
     assert rotated.returncode == 0, rotated.stderr
     assert "2 audio files" in rotated.stdout
+    assert "nothing is left under an old key" in rotated.stdout
 
     new = keyring_from_settings(new_key)  # the new key alone now reads everything
     values = _utterance_values(database)
@@ -136,3 +137,31 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
                 assert audio_response.content[:4] == b"RIFF"
         finally:
             server.kill()
+
+
+def test_rotation_encrypts_data_stored_before_a_key_was_set(tmp_path: Path) -> None:
+    with FakeOpenAIServer() as fake:
+        server = ServerProcess(tmp_path / "svc", fake_stt_env(fake.base_url))
+        server.encryption_key = ""  # development without a key: stored in the clear
+        server.start()
+        try:
+            consultation_id = server.upload(SHORT_WAV, patient_ref="P-77").json()["id"]
+            assert server.wait_terminal(consultation_id)["status"] == "completed"
+        finally:
+            server.stop()
+    assert "unencrypted" in server.log_text().lower()
+    database = server.data_dir / "clinscribe.sqlite3"
+    audio = server.data_dir / "audio" / consultation_id / "audio.wav"
+    assert not any(v.startswith("enc1:") for v in _utterance_values(database))
+    assert audio.read_bytes()[:4] == b"RIFF"
+
+    key = _run("keys", "generate").stdout.strip()
+    env = {"CLINSCRIBE_DATA_DIR": str(server.data_dir), "CLINSCRIBE_ENCRYPTION_KEY": key}
+    rotated = _run("keys", "rotate", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    keyring = keyring_from_settings(key)
+    assert all(keyring.is_current(v) for v in _utterance_values(database))
+    with sqlite3.connect(database) as db:
+        (patient_ref,) = db.execute("select patient_ref from consultations").fetchone()
+    assert keyring.decrypt_text(patient_ref, purpose="consultations.patient_ref") == "P-77"
+    assert is_encrypted_file(audio) and keyring.is_current_file(audio)

@@ -1,18 +1,34 @@
-"""Re-encrypting stored data with the current key (after rotation, or after enabling a key)."""
+"""Re-encrypting stored data with the current key (after rotation, or after enabling a key).
+
+Safe beside a running service: rows are rewritten in small committed batches (no long write
+lock), only the two stored audio files of each consultation are touched (never a writer's
+temporary file), and a consultation deleted meanwhile is skipped. A final count of values and
+files still under another key tells the operator whether the old key can be dropped.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import attributes
 
 from clinscribe.db.base import Base
 from clinscribe.db.encrypted import EncryptedJSON, EncryptedText
+from clinscribe.db.engine import Database
 from clinscribe.security.crypto import Keyring
 
-_BATCH = 500
+_BATCH = 200
+_AUDIO_FILES = ("original", "audio.wav")
+
+
+@dataclass
+class RotationResult:
+    rows: int = 0
+    files: int = 0
+    rows_left: int = 0  # values still under another key (written meanwhile by an old process)
+    files_left: int = 0
 
 
 def encrypted_columns() -> dict[type[Base], list[str]]:
@@ -29,36 +45,69 @@ def encrypted_columns() -> dict[type[Base], list[str]]:
     return found
 
 
-async def reencrypt_database(session: AsyncSession) -> int:
-    """Write every encrypted value again: the column types encrypt with the current key."""
+async def reencrypt_database(db: Database) -> int:
+    """Write every encrypted value again, a committed batch at a time: the column types
+    encrypt with the current key."""
     rewritten = 0
     for model, names in encrypted_columns().items():
         key = model.__mapper__.primary_key[0]
-        last = None
-        while True:
-            query = select(model).order_by(key).limit(_BATCH)
-            if last is not None:
-                query = query.where(key > last)
-            rows = list((await session.scalars(query)).all())
+        last: object = None
+        for _ in range(1_000_000):  # bounded: 200 million rows
+            async with db.session() as session:
+                query = select(model).order_by(key).limit(_BATCH)
+                if last is not None:
+                    query = query.where(key > last)
+                rows = list((await session.scalars(query)).all())
+                for row in rows:
+                    for name in names:
+                        attributes.flag_modified(row, name)
             if not rows:
                 break
-            for row in rows:
-                for name in names:
-                    attributes.flag_modified(row, name)
-            await session.flush()
             rewritten += len(rows)
             last = getattr(rows[-1], key.key or "id")
-            session.expunge_all()
     return rewritten
 
 
-def reencrypt_audio(audio_dir: Path, keyring: Keyring) -> int:
-    """Re-encrypt audio files not under the current key, in place (atomic per file)."""
-    count = 0
+async def count_stale_values(db: Database, keyring: Keyring) -> int:
+    """Stored values not encrypted with the current key (read raw, without decrypting)."""
+    stale = 0
+    async with db.session() as session:
+        for model, names in encrypted_columns().items():
+            for name in names:
+                raw = type_coerce(getattr(model, name), Text)
+                values = (await session.scalars(select(raw).where(raw.is_not(None)))).all()
+                stale += sum(1 for value in values if not keyring.is_current(value))
+    return stale
+
+
+def _audio_files(audio_dir: Path) -> list[Path]:
     if not audio_dir.exists():
-        return 0
-    for path in sorted(audio_dir.glob("*/*")):
-        if path.is_file() and not keyring.is_current_file(path):
+        return []
+    return [
+        consultation / name
+        for consultation in sorted(audio_dir.iterdir())
+        if consultation.is_dir()
+        for name in _AUDIO_FILES
+    ]
+
+
+def reencrypt_audio(audio_dir: Path, keyring: Keyring) -> tuple[int, int]:
+    """Re-encrypt stored audio not under the current key, in place (atomic per file).
+
+    Returns (files re-encrypted, files still under another key).
+    """
+    done = left = 0
+    for path in _audio_files(audio_dir):
+        try:
+            if keyring.is_current_file(path):
+                continue
             keyring.encrypt_file(path, path)
-            count += 1
-    return count
+            done += 1
+        except FileNotFoundError:
+            continue  # deleted meanwhile (or not prepared yet)
+    for path in _audio_files(audio_dir):
+        try:
+            left += 0 if keyring.is_current_file(path) else 1
+        except FileNotFoundError:
+            continue
+    return done, left
