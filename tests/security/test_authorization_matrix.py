@@ -227,6 +227,7 @@ OPERATIONS: tuple[Operation, ...] = (
         request=lambda w, foreign: Payload(json={"speaker": "doctor"}),
     ),
     Operation("GET", f"{CONSULTATION}/note", AUTH, Owned.CONSULTATION),
+    Operation("GET", f"{CONSULTATION}/note/summary", AUTH, Owned.CONSULTATION),
     # The short test clip names no diagnosis, so its note has no code to decide on.
     Operation(
         "PATCH",

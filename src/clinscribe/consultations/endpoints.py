@@ -22,9 +22,11 @@ from clinscribe.consultations.schemas import (
     ConsultationPage,
     NoteIn,
     NoteOut,
+    PatientSummaryOut,
     RegenerateIn,
     SignNoteIn,
     SpeakerIn,
+    SummaryItemOut,
     TranscriptOut,
 )
 from clinscribe.errors import BadRequest, ClinscribeError, NotFound
@@ -253,6 +255,34 @@ async def get_note(
         session, principal, "note.viewed", consultation_id=consultation_id, version=note.version
     )
     return NoteOut.of(note)
+
+
+@router.get(
+    "/{consultation_id}/note/summary",
+    response_model=PatientSummaryOut,
+    responses=_ERROR_RESPONSES,
+    summary="After-visit instructions for the patient (made from the note's plan)",
+)
+async def get_patient_summary(
+    consultation_id: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    version: Annotated[int | None, Query(ge=1, le=100000)] = None,
+) -> PatientSummaryOut:
+    note, summary = await service.get_patient_summary(
+        session, runtime, principal, consultation_id, version
+    )
+    await record(
+        session, principal, "summary.viewed", consultation_id=consultation_id, version=note.version
+    )
+    return PatientSummaryOut(
+        version=note.version,
+        language=summary.language,
+        writer=summary.writer,
+        intro=summary.intro,
+        items=[SummaryItemOut(text=i.text, evidence=list(i.evidence)) for i in summary.items],
+    )
 
 
 @router.put("/{consultation_id}/note", response_model=NoteOut, responses=_ERROR_RESPONSES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -333,6 +334,11 @@ def draft_of(note: Note) -> NoteDraft:
         omissions=list(note.omissions),
         codes=list(note.codes),
     )
+
+
+async def set_patient_summary(session: AsyncSession, note: Note, summary: dict[str, Any]) -> None:
+    note.patient_summary = summary
+    await session.flush()
 
 
 async def set_codes(session: AsyncSession, note: Note, codes: list[dict[str, object]]) -> None:

@@ -199,3 +199,18 @@ class CodeDecisionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: Literal["accepted", "rejected", "suggested"]
+
+
+class SummaryItemOut(BaseModel):
+    text: str
+    evidence: list[str]
+
+
+class PatientSummaryOut(BaseModel):
+    """After-visit instructions for the patient, made from the note's plan."""
+
+    version: int = Field(description="the note version it was made from")
+    language: str
+    writer: str = Field(description="extractive (plan items as written) or llm (reworded)")
+    intro: str
+    items: list[SummaryItemOut]

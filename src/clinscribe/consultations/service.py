@@ -21,8 +21,17 @@ from clinscribe.models import Consultation, ConsultationStatus, Note
 from clinscribe.notes.codes import suggest_codes
 from clinscribe.notes.evidence import verify_note
 from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence
+from clinscribe.notes.summary import (
+    PatientSummary,
+    llm_summary,
+    offline_summary,
+    plan_items,
+    summary_from_json,
+    summary_to_json,
+)
 from clinscribe.pipeline.audio import AudioInfo, inspect_audio
 from clinscribe.pipeline.runtime import Runtime
+from clinscribe.providers.llm.openai_compat import OpenAICompatibleChat
 from clinscribe.providers.registry import check_language
 
 log = structlog.get_logger("clinscribe.consultations")
@@ -246,6 +255,39 @@ async def decide_code(
         status=status,
     )
     return latest
+
+
+async def get_patient_summary(
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    consultation_id: str,
+    version: int | None,
+) -> tuple[Note, PatientSummary]:
+    """The after-visit instructions of a note version: made on first request, then kept."""
+    consultation = await get_consultation(session, principal, consultation_id)
+    note = await get_note(session, principal, consultation_id, version)
+    if note.patient_summary is not None:
+        return note, summary_from_json(note.patient_summary)
+    if not runtime.templates.has(note.template):
+        raise Conflict(
+            f"The note's template '{note.template}' is no longer configured; regenerate the "
+            "note with another template first.",
+            code="unknown_template",
+        )
+    draft = repository.draft_of(note)
+    items = plan_items(draft, runtime.templates.get(note.template))
+    summary = offline_summary(draft, runtime.templates.get(note.template))
+    if runtime.settings.note_provider == "llm":
+        chat = OpenAICompatibleChat(runtime.settings.llm, runtime.settings.retry)
+        try:
+            summary = await llm_summary(
+                chat, items, consultation.language, runtime.settings.llm.max_output_tokens
+            )
+        finally:
+            await chat.aclose()
+    await repository.set_patient_summary(session, note, summary_to_json(summary))
+    return note, summary
 
 
 def signer_of(principal: Principal, signed_by: str | None) -> str:

@@ -31,6 +31,10 @@ class Note(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     signed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     signed_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    # After-visit instructions made from this version on first request, then kept.
+    patient_summary: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON("notes.patient_summary"), default=None
+    )
     sections: Mapped[list[NoteSectionRow]] = relationship(
         back_populates="note",
         order_by="NoteSectionRow.position",
