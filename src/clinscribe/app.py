@@ -27,8 +27,8 @@ from clinscribe.db import migrate
 from clinscribe.db.encrypted import use_keyring
 from clinscribe.errors import ClinscribeError
 from clinscribe.logging import configure_logging
-from clinscribe.notes.codes import load_code_set
 from clinscribe.notes.endpoints import router as notes_router
+from clinscribe.notes.warmup import warm_up as warm_up_notes
 from clinscribe.pipeline import engine
 from clinscribe.pipeline.runtime import Runtime, set_runtime
 from clinscribe.security.body_limit import BodySizeLimitMiddleware
@@ -39,6 +39,11 @@ from clinscribe.web.pages import router as pages_router
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 log = structlog.get_logger("clinscribe.app")
+
+
+async def _load_note_engine(runtime: Runtime) -> None:
+    await asyncio.to_thread(warm_up_notes)
+    runtime.note_engine_ready = True
 
 
 @asynccontextmanager
@@ -60,9 +65,10 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
     reconciler: asyncio.Task[None] | None = None
     warm_up: asyncio.Task[None] | None = None
     try:
+        # Drug names, negation triggers, ICD-10-CM: seconds to load; in a thread, while DBOS
+        # starts, not inside the first consultation's step. /readyz waits for it.
+        warm_up = asyncio.create_task(_load_note_engine(runtime))
         if run_worker:
-            # The ICD-10-CM code set takes ~2 s to parse: in a thread, while DBOS starts.
-            warm_up = asyncio.create_task(asyncio.to_thread(load_code_set))
             await engine.launch(settings)
             reconciler = asyncio.create_task(engine.reconcile_forever(runtime))
             log.info(
@@ -182,6 +188,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             pending = await asyncio.to_thread(migrate.pending_revisions, settings.app_database_url)
             checks["migrations"] = "ok" if not pending else f"{len(pending)} pending"
         checks["workflow_engine"] = "ok" if request.app.state.worker else "not in this process"
+        checks["note_engine"] = "ok" if runtime.note_engine_ready else "loading"
         ready = all(v == "ok" or v == "not in this process" for v in checks.values())
         return JSONResponse(
             status_code=200 if ready else 503,

@@ -196,6 +196,7 @@ def test_health_readiness_metrics_and_unknown_ids(fake_server: ServerProcess) ->
         assert client.get("/healthz").json()["status"] == "ok"
         ready = client.get("/readyz").json()
         assert ready["status"] == "ready" and ready["migrations"] == "ok"
+        assert ready["note_engine"] == "ok"
         cid = _upload(fake_server)
         fake_server.wait_terminal(cid)
         metrics = client.get("/metrics").text

@@ -151,9 +151,20 @@ def test_command_prints_json_for_a_few_encounters() -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["source"] == "valid"
-    assert report["encounters"] == 2
-    assert report["writer"] == "extractive"
-    assert report["sentences_with_valid_evidence"] == 1.0
-    assert set(report["rouge"]) == {"rouge1", "rouge2", "rouge_l"}
-    assert report["calibrations"][0]["system"] == "copy the transcript"
+    assert report["n"] == 2
+    assert report["evidence_coverage"] == 100.0
+    assert 0 <= report["unsupported_rate"] <= 100
+    assert all(10 < report[key] < 100 for key in ("rouge1", "rouge2", "rougeLsum"))
+    details = report["details"]
+    assert details["source"] == "valid" and details["writer"] == "extractive"
+    assert report["rouge1"] == round(details["rouge"]["rouge1"], 2)
+    assert details["calibrations"][0]["system"] == "copy the transcript"
+
+
+@needs_data
+def test_command_prints_a_markdown_table_beside_the_published_baselines() -> None:
+    result = CliRunner().invoke(cli, ["eval", "aci-bench", "--split", "test1", "--limit", "40"])
+    assert result.exit_code == 0, result.output
+    assert "| system | ROUGE-1 | ROUGE-2 | ROUGE-Lsum |" in result.output
+    assert "| GPT-4 (published) | 51.76 | 22.58 | 45.97 |" in result.output
+    assert "| copy the transcript (published) | 32.84 | 12.53 | 30.61 |" in result.output

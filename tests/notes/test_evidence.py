@@ -1,4 +1,5 @@
-"""Verification v1: citations, numbers and negation checked against the cited utterances."""
+"""Verification v2: citations, numbers, units, doses, drugs, findings, negation and uncertainty
+checked against the cited utterances."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from clinscribe.notes.evidence import numbers_in, verify_note
+from clinscribe.notes.evidence import numbers_in, sentence_problems, verify_note
 from clinscribe.notes.extractive import build_note
 from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence, Utterance
 from clinscribe.notes.templates import SOAP
@@ -126,3 +127,141 @@ def test_curly_and_tokenised_contractions_count_as_negation() -> None:
         assert draft.sections[0].sentences[0].flags == []
         draft = verify_note(single("Fever.", [uid]), utterances)
         assert draft.sections[0].sentences[0].flags == ["unsupported"]
+
+
+# --- v2: one test per kind of error, and the rewordings that must pass -------------------------
+def problems(text: str, *evidence: str) -> list[str]:
+    return sentence_problems(text, list(evidence))
+
+
+TEMPERATURE = "Your temperature is thirty eight point two today."
+BLOOD_PRESSURE = "Your blood pressure is one twenty over eighty."
+MEDICINES = (
+    "I'll increase your lisinopril to 40 milligrams a day and start lasix 20 milligrams a day."
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "evidence"),
+    [
+        ("Temperature 38.2 degrees.", (TEMPERATURE,)),  # spoken number; the unit implied
+        ("Temperature 38.2.", (TEMPERATURE,)),
+        ("BP 120/80.", (BLOOD_PRESSURE,)),  # "one twenty over eighty"
+        ("BP 120/80 mmHg.", (BLOOD_PRESSURE,)),
+        ("Lisinopril 40 mg daily.", (MEDICINES,)),  # mg = milligrams
+        ("Furosemide 20 mg daily.", (MEDICINES,)),  # generic name of Lasix
+        ("Cough for 5-10 days.", ("I've had a cough for five to ten days.",)),  # a range
+        ("Take it twice a day.", ("Take it two times a day.",)),
+        ("Possible pneumonia.", ("It could be pneumonia.",)),
+        ("Denies chest pain.", ("Do you have any chest pain?", "No.")),  # answered "no"
+        ("Patient does not smoke.", ("I don't smoke.",)),
+        ("Denies smoking.", ("I don't smoke.",)),
+        ("Right knee pain.", ("My right knee hurts when I climb stairs.",)),
+        ("Hypertension, on amlodipine.", ("I have high blood pressure and I take norvasc.",)),
+        ("Dyspnea on exertion.", ("I get short of breath when I walk uphill.",)),
+        ('Patient said "no, no surgery".', ("Um, I, I just said no, no surgery.",)),  # filler
+    ],
+)
+def test_faithful_rewordings_are_not_flagged(text: str, evidence: tuple[str, ...]) -> None:
+    assert problems(text, *evidence) == []
+
+
+def test_question_answer_pairs_of_the_extractive_writer_are_not_flagged() -> None:
+    question, answer = "Do you have any chest pain?", "No, not that I've noticed."
+    pair = f'Asked "{question}" \u2014 answered "{answer}"'
+    assert problems(pair, question, answer) == []
+    # The quotes hold the transcript's words: nothing else may be inside them.
+    altered = f'Asked "{question}" \u2014 answered "Yes, I have."'
+    assert problems(altered, question, answer) == ["quote"]
+    # Quote marks inside the speech quoted do not confuse the pairing of quotes.
+    said = 'I felt like, " what is going on? "'
+    pair = f'Asked "{said}" \u2014 answered "I am feeling better."'
+    assert problems(pair, said, "And now I am feeling better.") == []
+
+
+def test_a_changed_number_is_unsupported() -> None:
+    assert problems("Temperature 38.8 degrees.", TEMPERATURE) == ["number"]
+    assert problems("BP 120/90.", BLOOD_PRESSURE) == ["number"]
+    assert problems("Cough for 5 to 12 days.", "I've had a cough for five to ten days.") == [
+        "number"
+    ]
+    assert problems("Take it three times a day.", "Take it two times a day.") == ["number"]
+
+
+def test_a_changed_unit_is_unsupported() -> None:
+    assert problems("Lisinopril 40 mcg daily.", MEDICINES) == ["unit"]
+    assert problems("Cough for 5 to 10 weeks.", "I've had a cough for five to ten days.") == [
+        "unit"
+    ]
+    assert problems("Temperature 38.2%.", TEMPERATURE) == ["unit"]
+    # A number the evidence pairs with one unit may not take another it also uses elsewhere.
+    evidence = "Take 5 milligrams for 10 days, and come back in 5 days."
+    assert problems("Take 10 milligrams.", evidence) == ["unit"]
+
+
+def test_a_changed_dose_is_unsupported_even_when_the_number_is_in_the_evidence() -> None:
+    # 20 is in the evidence (the furosemide dose), but not as a lisinopril dose.
+    assert problems("Lisinopril 20 mg daily.", MEDICINES) == ["dose"]
+    assert problems("Lisinopril 80 mg daily.", MEDICINES) == ["number", "dose"]
+
+
+def test_a_swapped_or_invented_drug_is_unsupported() -> None:
+    evidence = "I take Tylenol 500 milligrams for the pain."
+    assert problems("Takes acetaminophen 500 mg for pain.", evidence) == []  # same drug
+    assert problems("Takes ibuprofen 500 mg for pain.", evidence) == ["drug"]  # swapped
+    assert problems("Takes Tylenol 500 mg and aspirin.", evidence) == ["drug"]  # invented
+
+
+def test_an_invented_finding_or_side_is_unsupported() -> None:
+    evidence = "My right knee hurts when I climb stairs."
+    assert problems("Left knee pain.", evidence) == ["finding"]
+    assert problems("Right hip pain.", evidence) == ["finding"]
+    assert problems("Right knee pain with fever.", evidence) == ["finding"]
+
+
+def test_a_flipped_negation_is_unsupported() -> None:
+    assert problems("Patient smokes.", "I don't smoke.") == ["negation"]
+    assert problems("Denies cough.", "I have had a cough for three days.") == ["negation"]
+    # The patient's "no" to a question negates what it asked about.
+    assert problems("Reports chest pain.", "Do you have any chest pain?", "No.") == ["negation"]
+    # "Yes" gives no ground for a denial.
+    assert problems("Denies chest pain.", "Do you have any chest pain?", "Yes.") == ["negation"]
+    # Pseudo-negations negate nothing: "I don't know" is not a denial.
+    assert problems("I know it started on monday.", "I don't know, it started on monday.") == []
+
+
+def test_a_flipped_uncertainty_is_unsupported() -> None:
+    assert problems("Pneumonia.", "It could be pneumonia.") == ["uncertainty"]
+    assert problems("Possible pneumonia.", "You have pneumonia.") == ["uncertainty"]
+    assert problems("Pneumonia.", "You have pneumonia.") == []
+
+
+def test_unpunctuated_questions_and_answers_are_read_across_utterances() -> None:
+    # ASR without punctuation: the question ends where the doctor's utterance ends.
+    asked = "okay so now tell me do you have any numbness or tingling in your toes"
+    assert problems("Denies numbness or tingling in toes.", asked, "no") == []
+    assert problems("Numbness and tingling in the toes.", asked, "no") == ["negation"]
+    # A note sentence that joins the two utterances word for word reads them the same way.
+    joined = "Okay so now tell me do you have any numbness or tingling in your toes no."
+    assert problems(joined, asked, "no") == []
+
+
+def test_verify_note_flags_every_sentence_and_lists_omissions() -> None:
+    utterances = [
+        Utterance("a1", 0.0, 1.0, "doctor", MEDICINES),
+        Utterance("a2", 1.0, 2.0, "doctor", TEMPERATURE),
+    ]
+    sentences = [
+        NoteSentence("Lisinopril 40 mg daily.", ["a1"]),
+        NoteSentence("Lisinopril 20 mg daily.", ["a1"]),
+    ]
+    draft = NoteDraft("soap", "hand", [NoteSection("plan", "Plan", sentences)])
+    verify_note(draft, utterances)
+    assert [s.flags for s in sentences] == [[], ["unsupported"]]
+    assert draft.omissions == [
+        {
+            "utterance_id": "a2",
+            "kind": "vital",
+            "reason": "states a measurement or vital sign that no sentence cites",
+        }
+    ]

@@ -1,4 +1,4 @@
-"""The extractive writer: sections, question/answer pairing, and the never-invents property."""
+"""The extractive writer v2: facts in template sentences, placed by kind, never invented."""
 
 from __future__ import annotations
 
@@ -11,20 +11,20 @@ import pytest
 
 from clinscribe.notes.evidence import verify_note
 from clinscribe.notes.extractive import (
-    QA_CONNECTIVE_WORDS,
-    SECTION_PRIORITY,
+    TEMPLATE_WORDS,
     ExtractiveNoteWriter,
     build_note,
-    classify_sentence,
     split_sentences,
     tidy_sentence,
 )
 from clinscribe.notes.model import NoteDraft, NoteWriter, Speaker, Utterance
-from clinscribe.notes.templates import APSO, SOAP
+from clinscribe.notes.negation import answer_polarity, assertion
+from clinscribe.notes.spoken import clean_spoken
+from clinscribe.notes.templates import APSO, HISTORY_AND_PHYSICAL, PROGRESS, SOAP
 
-ACI_VALID = (
+ACI_TRAIN = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "aci-bench"
-    / "challenge_data" / "valid.csv"
+    / "challenge_data" / "train.csv"
 )  # fmt: skip
 
 
@@ -62,26 +62,60 @@ CONSULTATION = transcript(
 
 
 def words(text: str) -> list[str]:
-    """Lowercased words with punctuation stripped ("38.2" -> "38", "2" on both sides alike)."""
+    """Lowercased words as ROUGE and the verifier split them ("38.2" -> "38", "2")."""
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-def texts(draft: NoteDraft, key: str) -> list[str]:
-    return [sentence.text for sentence in draft.section(key).sentences]
+def said(word: str, cited: set[str]) -> bool:
+    """Whether a note word was said: as is, or as the verb without the third-person ending the
+    writer adds ("feels" for "feel", "tries" for "try", "watches" for "watch")."""
+    stems = {word, word.removesuffix("s"), word.removesuffix("es")}
+    if word.endswith("ies"):
+        stems.add(word[:-3] + "y")
+    return bool(stems & cited)
+
+
+GLUE = {w for phrase in TEMPLATE_WORDS for w in words(phrase)}
 
 
 def assert_never_invents(draft: NoteDraft, utterances: list[Utterance]) -> None:
-    """Every sentence cites existing utterances and uses only words found in them."""
+    """Every sentence cites existing utterances; each of its words was said in them, apart
+    from the listed template words ("Reports", "Denies", "Plan:", "the patient", "is"...)."""
     by_id = {u.id: u for u in utterances}
     for section in draft.sections:
         for sentence in section.sentences:
             assert sentence.evidence, sentence.text
             assert all(uid in by_id for uid in sentence.evidence), sentence.evidence
             cited = {w for uid in sentence.evidence for w in words(by_id[uid].text)}
-            own = [w for w in words(sentence.text) if w not in QA_CONNECTIVE_WORDS]
-            assert own, sentence.text
-            invented = [w for w in own if w not in cited]
+            assert any(said(w, cited) for w in words(sentence.text)), sentence.text
+            invented = [w for w in words(sentence.text) if w not in GLUE and not said(w, cited)]
             assert not invented, (sentence.text, invented)
+
+
+def texts(draft: NoteDraft, key: str) -> list[str]:
+    return [sentence.text for sentence in draft.section(key).sentences]
+
+
+def lines(draft: NoteDraft, key: str) -> list[tuple[str, list[str]]]:
+    return [(sentence.text, sentence.evidence) for sentence in draft.section(key).sentences]
+
+
+def doctor_then_patient(doctor: str, patient: str | None = None) -> list[Utterance]:
+    said = [Utterance("u1", 0.0, 2.0, "doctor", doctor)]
+    if patient is not None:
+        said.append(Utterance("u2", 2.0, 4.0, "patient", patient))
+    return said
+
+
+def all_lines(draft: NoteDraft) -> list[str]:
+    return [sentence.text for section in draft.sections for sentence in section.sentences]
+
+
+def assert_verified(draft: NoteDraft, utterances: list[Utterance]) -> None:
+    flagged = [
+        s.text for sec in verify_note(draft, utterances).sections for s in sec.sentences if s.flags
+    ]
+    assert not flagged
 
 
 @pytest.fixture
@@ -89,6 +123,7 @@ def note() -> NoteDraft:
     return build_note(CONSULTATION, SOAP)
 
 
+# --- the whole consultation ------------------------------------------------------------------
 def test_sections_follow_the_soap_template(note: NoteDraft) -> None:
     assert note.template == "soap"
     assert note.writer == "extractive"
@@ -100,84 +135,332 @@ def test_sections_follow_the_soap_template(note: NoteDraft) -> None:
     ]
 
 
-def test_vitals_and_examination_land_in_objective(note: NoteDraft) -> None:
-    assert texts(note, "objective") == [
-        "Your temperature is 38.2 degrees and your blood pressure is 128/82.",
-        "Oxygen saturation is 97 percent.",
-        "On examination I can hear some wheezing in both lungs.",
+def test_the_consultation_as_a_note(note: NoteDraft) -> None:
+    assert lines(note, "subjective") == [
+        ("The patient has had a cough for 3 days and it is getting worse at night.", ["u4"]),
+        ("Allergies: sulfa drugs.", ["u10"]),
+        ("Reports fever, since yesterday.", ["u5", "u6"]),
+        ("Denies chest pain.", ["u7", "u8"]),
     ]
-    assert note.section("objective").sentences[0].evidence == ["u11"]
-
-
-def test_the_prescription_lands_in_plan(note: NoteDraft) -> None:
-    plan = texts(note, "plan")
-    prescription = [t for t in plan if "amoxicillin 500 milligrams three times a day" in t]
-    assert len(prescription) == 1
-    assert "Drink plenty of fluids and get some rest." in plan
-    assert "If you're not better in a week, come back and see me." in plan
-
-
-def test_a_sentence_cut_across_segments_is_rejoined_into_the_assessment(note: NoteDraft) -> None:
-    [assessment] = note.section("assessment").sentences
-    assert "this looks like acute bronchitis" in assessment.text.lower()
-    assert assessment.text.startswith("This looks like")  # leading "So" dropped
-    assert assessment.text.endswith("bacterial infection too.")
-    assert assessment.evidence == ["u14", "u15"]
-
-
-def test_history_lands_in_subjective_and_short_answers_pair_with_their_question(
-    note: NoteDraft,
-) -> None:
-    subjective = note.section("subjective").sentences
-    assert [(s.text, s.evidence) for s in subjective] == [
-        ("I have had a cough for 3 days and it's getting worse at night.", ["u4"]),
-        ('Asked "Any fever?" \u2014 answered "Yes, since yesterday."', ["u5", "u6"]),
-        ('Asked "Do you have any chest pain?" \u2014 answered "No, no chest pain."', ["u7", "u8"]),
+    assert lines(note, "objective") == [
+        ("Temperature 38.2 degrees, blood pressure 128/82.", ["u11"]),
+        ("Oxygen saturation 97 percent.", ["u12"]),
+        ("On examination I can hear some wheezing in both lungs.", ["u13"]),
+    ]
+    assert lines(note, "assessment") == [
         (
-            'Asked "Are you allergic to any medicines?" \u2014 answered '
-            '"I\'m allergic to sulfa drugs."',
-            ["u9", "u10"],
-        ),
+            "This looks like acute bronchitis, probably a viral infection but with the fever "
+            "I want to cover a bacterial infection too.",
+            ["u14", "u15"],  # a sentence cut across two segments, re-joined
+        )
+    ]
+    assert lines(note, "plan") == [
+        ("Plan: prescribe amoxicillin 500 milligrams three times a day for seven days.", ["u16"]),
+        ("Drink plenty of fluids and get some rest.", ["u17"]),
+        ("If the patient is not better in a week, come back and see me.", ["u18"]),
     ]
 
 
 def test_greetings_thanks_and_bare_questions_are_dropped(note: NoteDraft) -> None:
     everything = " ".join(s.text for section in note.sections for s in section.sentences)
-    for small_talk in ("Good morning", "thank you", "welcome", "Take care", "brings you in"):
-        assert small_talk not in everything
-    bare_questions = [
-        s.text
-        for section in note.sections
-        for s in section.sentences
-        if s.text.endswith("?") and not s.text.startswith("Asked")
-    ]
-    assert bare_questions == []
+    for small_talk in ("Good morning", "thank", "welcome", "Take care", "brings you in"):
+        assert small_talk.lower() not in everything.lower()
+    assert not [s.text for sec in note.sections for s in sec.sentences if s.text.endswith("?")]
 
 
-def test_the_whole_note_never_invents(note: NoteDraft) -> None:
+def test_the_whole_note_never_invents_and_passes_verification(note: NoteDraft) -> None:
     assert_never_invents(note, CONSULTATION)
-    assert [len(s.sentences) for s in note.sections] == [4, 3, 1, 3]
-
-
-def test_the_untouched_note_passes_verification(note: NoteDraft) -> None:
     verified = verify_note(note, CONSULTATION)
     assert [s.flags for section in verified.sections for s in section.sentences] == [[]] * 11
 
 
-def test_speaker_labels_do_not_change_the_note() -> None:
+def test_known_speakers_give_the_same_note_for_a_well_marked_transcript(note: NoteDraft) -> None:
+    # Labels decide voice and who answers whom; here the words already say it.
+    roles: list[Speaker] = ["doctor", "patient"] * 5 + ["doctor"] * 8 + ["patient", "doctor"]
     labelled = [
-        Utterance(u.id, u.start, u.end, "doctor" if i % 2 else "patient", u.text)
-        for i, u in enumerate(CONSULTATION)
+        Utterance(u.id, u.start, u.end, roles[i], u.text) for i, u in enumerate(CONSULTATION)
     ]
-    assert build_note(labelled, SOAP) == build_note(CONSULTATION, SOAP)
+    assert build_note(labelled, SOAP).sections == note.sections
+
+
+# --- questions and answers -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("question", "answer", "line"),
+    [
+        ("Any fever?", "No.", "Denies fever."),
+        ("Any fever?", "Yes.", "Reports fever."),
+        ("Any fever?", "Nope, not that I've noticed.", "Denies fever."),
+        ("Do you have any chest pain or shortness of breath?", "No.", None),
+        ("So, any nausea, vomiting, diarrhea?", "No, nothing like that.", None),
+        ("Have you had any headaches?", "I'm not sure.", "Unsure about headaches."),
+        ("Are you taking your medication?", "Yes.", "The patient is taking their medication."),
+        ("Do you smoke?", "No.", "The patient does not smoke."),
+        ("Do you smoke?", "Yes.", "The patient smokes."),
+    ],
+)
+def test_a_yes_no_answer_becomes_a_pertinent_positive_or_negative(
+    question: str, answer: str, line: str | None
+) -> None:
+    utterances = transcript(question, answer)
+    draft = build_note(utterances, SOAP)
+    expected = line or f"Denies {question.split('any ', 1)[1].rstrip('?')}."
+    assert lines(draft, "subjective") == [(expected, ["u1", "u2"])]
+    assert_never_invents(draft, utterances)
+    assert_verified(draft, utterances)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("Do you have any questions?", "No."),  # nothing clinical asked
+        ("You don't have a fever?", "No."),  # "no" to a negated question is ambiguous
+        ("Any fever?", "Yeah, no, not really."),  # a mixed answer
+        ("Any other allergies?", "No, just penicillin."),  # not a clean no
+        ("How long have you had it?", "Yes."),  # not a yes/no question
+    ],
+)
+def test_unclear_pairs_write_no_pertinent_line(question: str, answer: str) -> None:
+    draft = build_note(transcript(question, answer), SOAP)
+    assert not [s.text for s in draft.section("subjective").sentences if s.evidence == ["u1", "u2"]]
+
+
+def test_a_question_and_its_answer_from_the_same_known_speaker_are_not_a_pair() -> None:
+    draft = build_note(transcript("Any fever?", "No.", speaker="doctor"), SOAP)
+    assert all(not section.sentences for section in draft.sections)
+
+
+def test_a_question_and_its_answer_inside_one_segment_cite_it_once() -> None:
+    draft = build_note(transcript("Any fever? Yes, since yesterday."), SOAP)
+    assert lines(draft, "subjective") == [("Reports fever, since yesterday.", ["u1"])]
+
+
+def test_answer_polarity() -> None:
+    assert answer_polarity("No, not that I've noticed.") == "no"
+    assert answer_polarity("Yeah, a little.") == "yes"
+    assert answer_polarity("I did not try it.") == "no"
+    assert answer_polarity("Maybe, I'm not sure.") == "unsure"
+    assert answer_polarity("Yeah, no, sorry.") is None
+    assert answer_polarity("The pain is in my knee.") is None
+
+
+# --- negation and uncertainty ----------------------------------------------------------------
+def test_negated_and_uncertain_statements_keep_their_meaning() -> None:
+    utterances = transcript(
+        "I don't have any chest pain.",
+        "I think I might have had a fever last night.",
+        "I haven't had any vomiting.",
+        "Maybe it's a sprain.",
+    )
+    draft = build_note(utterances, SOAP)
+    assert texts(draft, "subjective") == [
+        "Denies chest pain.",
+        "The patient thinks the patient might have had a fever last night.",  # hedge kept
+        "Denies vomiting.",
+    ]
+    assert texts(draft, "assessment") == ["Maybe it is a sprain."]
+    assert_never_invents(draft, utterances)
+    assert_verified(draft, utterances)
+
+
+def test_context_style_assertion_of_a_finding() -> None:
+    assert assertion("No fever but some cough.", "fever") == "negated"
+    assert assertion("No fever but some cough.", "cough") == "affirmed"
+    assert assertion("I think I might have pneumonia.", "pneumonia") == "uncertain"
+    assert assertion("I don't think I have a fever.", "fever") == "negated"
+    assert assertion("The strep test was negative.", "strep test") == "negated"
+
+
+# --- vitals, medications, allergies, plan ----------------------------------------------------
+def test_vitals_keep_their_numbers_and_units_as_said() -> None:
+    utterances = transcript(
+        "Your blood pressure is 150 over 95 and your pulse is 88.",
+        "Your weight today is 180 pounds.",
+        "Temperature is thirty eight point two degrees.",
+    )
+    draft = build_note(utterances, SOAP)
+    assert lines(draft, "objective") == [
+        ("Blood pressure 150 over 95, pulse 88.", ["u1"]),
+        ("Weight 180 pounds.", ["u2"]),
+        ("Temperature thirty eight point two degrees.", ["u3"]),
+    ]
+    assert_never_invents(draft, utterances)
+
+
+def test_medications_with_dose_and_frequency() -> None:
+    utterances = transcript(
+        "I take metformin 500 mg twice a day.",
+        "And I'm on lisinopril 10 milligrams once a day.",
+        "I'll increase your lisinopril to 40 milligrams a day and start you on lasix, "
+        "20 milligrams daily.",
+        "Stop taking the ibuprofen.",
+    )
+    draft = build_note(utterances, HISTORY_AND_PHYSICAL)
+    assert lines(draft, "medications") == [
+        ("Medications: metformin 500 mg twice a day.", ["u1"]),
+        ("Medications: lisinopril 10 milligrams once a day.", ["u2"]),
+    ]
+    assert texts(draft, "plan") == [
+        "Plan: increase lisinopril to 40 milligrams a day.",
+        "Plan: start lasix 20 milligrams daily.",
+        "Plan: stop ibuprofen.",
+    ]
+    assert_never_invents(draft, utterances)
+    assert_verified(draft, utterances)
+
+
+def test_allergies_and_their_absence() -> None:
+    utterances = transcript("I'm allergic to penicillin.", "Any other allergies?", "No.")
+    assert lines(build_note(utterances, HISTORY_AND_PHYSICAL), "allergies") == [
+        ("Allergies: penicillin.", ["u1"]),
+        ("Denies other allergies.", ["u2", "u3"]),
+    ]
+    none = transcript("No known drug allergies.", "I'm not allergic to anything.")
+    assert lines(build_note(none, HISTORY_AND_PHYSICAL), "allergies") == [
+        ("Denies allergies.", ["u1", "u2"])  # said twice: kept once, citing both
+    ]
+
+
+def test_plan_actions_and_follow_up() -> None:
+    utterances = transcript(
+        "I'm going to order an x-ray of your knee.",
+        "I'll refer you to physical therapy.",
+        "We may need to do surgery later.",
+        "Follow up in two weeks.",
+    )
+    draft = build_note(utterances, SOAP)
+    assert texts(draft, "plan") == [
+        "Plan: order an x-ray of their knee.",
+        "Plan: refer them to physical therapy.",
+        "We may need to do surgery later.",  # not firm: the "may" stays
+        "Follow up in two weeks.",
+    ]
+    assert_never_invents(draft, utterances)
+
+
+# --- meaning kept: no line drops a negation or a hedge ------------------------------------
+@pytest.mark.parametrize(
+    ("speech", "finding", "trigger"),
+    [
+        (
+            "so i went over the scan of your belly with the radiologist and the liver and the "
+            "spleen both look fine to me and there's no sign of what we call appendicitis this "
+            "means swelling of the appendix which is good news",
+            "appendicitis",
+            "no sign of",
+        ),
+        (
+            "well honestly the rash on your arm is hard to call from here without a closer look "
+            "and it could be it is that new soap you started last month or a plant you touched",
+            "soap",
+            "could be",
+        ),
+    ],
+)
+def test_long_speech_is_never_cut_inside_a_negation_or_hedge(
+    speech: str, finding: str, trigger: str
+) -> None:
+    utterances = doctor_then_patient(speech)
+    draft = build_note(utterances, SOAP)
+    stated = [line for line in all_lines(draft) if finding in line.lower()]
+    assert stated
+    assert all(trigger in line.lower() for line in stated), stated
+    assert_verified(draft, utterances)
+
+
+def test_long_speech_is_not_cut_after_a_word_that_needs_more() -> None:
+    # "we'll | have you come back" cut there reads as the question "have you come back?", and
+    # the patient's "no" would turn the order into "The patient has not come back".
+    utterances = doctor_then_patient(
+        "alright your ankle looks a lot better than last time the swelling is down and the "
+        "bruising has faded so keep up the exercises at home and we'll have you come back in "
+        "six weeks",
+        "no",
+    )
+    draft = build_note(utterances, SOAP)
+    assert not [line for line in all_lines(draft) if "not come back" in line]
+    assert_verified(draft, utterances)
+
+
+def test_tidying_never_drops_a_negation_or_a_hedge() -> None:
+    assert (
+        clean_spoken("it is not just the knee that hurts") == "It is not just the knee that hurts."
+    )
+    assert clean_spoken("it does n't actually itch") == "It does n't actually itch."
+    assert clean_spoken("i don't know, i think it started on monday") == (
+        "I don't know, i think it started on monday."
+    )
+
+
+def test_a_hedged_medicine_or_allergy_gets_no_short_line() -> None:
+    utterances = doctor_then_patient(
+        "We will probably increase your dose of atorvastatin next time.",
+        "I might be allergic to codeine.",
+    )
+    draft = build_note(utterances, HISTORY_AND_PHYSICAL)
+    assert texts(draft, "plan") == [
+        "We will probably increase their dose of atorvastatin next time."
+    ]
+    # Not "Allergies: codeine.": the patient's own hedged sentence, whole.
+    assert texts(draft, "allergies") == ["The patient might be allergic to codeine."]
+    assert_verified(draft, utterances)
+
+
+@pytest.mark.parametrize(
+    "speech",
+    [
+        "You should switch to walking two or three times a day but tell me are you taking your "
+        "metformin",
+        "Let's change your diet a bit and then we can talk about your atorvastatin in the spring.",
+    ],
+)
+def test_a_plan_line_takes_its_verb_from_the_medicines_own_clause(speech: str) -> None:
+    draft = build_note(doctor_then_patient(speech), SOAP)
+    assert not [line for line in all_lines(draft) if line.startswith("Plan:")]
+
+
+# --- templates -------------------------------------------------------------------------------
+def test_history_and_physical_places_each_kind_in_its_own_section() -> None:
+    utterances = [
+        Utterance("u1", 0, 2, "doctor", "She is a 45-year-old female who presents for knee pain."),
+        Utterance("u2", 2, 4, "patient", "My knee hurts when I climb stairs."),
+        Utterance("u3", 4, 6, "doctor", "Any fever?"),
+        Utterance("u4", 6, 8, "patient", "No."),
+        Utterance("u5", 8, 10, "patient", "I'm allergic to penicillin."),
+        Utterance("u6", 10, 12, "doctor", "There is some swelling of the right knee."),
+        Utterance("u7", 12, 14, "doctor", "The x-ray showed no fracture."),
+        Utterance("u8", 14, 16, "doctor", "For your knee pain, I think this is a sprain."),
+        Utterance("u9", 16, 18, "doctor", "I'll refer you to physical therapy."),
+    ]
+    draft = build_note(utterances, HISTORY_AND_PHYSICAL)
+    placed = {s.key: s.sentences for s in draft.sections}
+    assert [(s.text, s.evidence) for s in placed["chief_complaint"]] == [
+        ("Chief complaint: knee pain.", ["u1"])
+    ]
+    assert [s.text for s in placed["hpi"]] == [
+        "She is a 45-year-old female who presents for knee pain.",
+        "Her knee hurts when the patient climbs stairs.",  # "a 45-year-old female": her
+    ]
+    assert [s.text for s in placed["review_of_systems"]] == ["Denies fever."]
+    assert [s.text for s in placed["allergies"]] == ["Allergies: penicillin."]
+    assert [s.text for s in placed["physical_exam"]] == [
+        "There is some swelling of the right knee."
+    ]
+    assert [s.text for s in placed["results"]] == ["The x-ray showed no fracture."]
+    assert [s.text for s in placed["assessment"]] == [
+        "Knee pain.",
+        "For her knee pain, I think this is a sprain.",
+    ]
+    assert [s.text for s in placed["plan"]] == ["Plan: refer her to physical therapy."]
+    assert_never_invents(draft, utterances)
+    progress = build_note(utterances, PROGRESS)
+    assert [s.text for s in progress.section("medications").sentences] == ["Allergies: penicillin."]
 
 
 def test_apso_template_orders_sections_and_keeps_the_content(note: NoteDraft) -> None:
     apso = build_note(CONSULTATION, APSO)
     assert apso.template == "apso"
     assert [s.key for s in apso.sections] == ["assessment", "plan", "subjective", "objective"]
-    assert [s.title for s in apso.sections] == ["Assessment", "Plan", "Subjective", "Objective"]
-    for key in SECTION_PRIORITY:
+    for key in ("subjective", "objective", "assessment", "plan"):
         assert texts(apso, key) == texts(note, key)
 
 
@@ -197,6 +480,7 @@ async def test_async_write_matches_build_note() -> None:
     assert await ExtractiveNoteWriter().write(CONSULTATION, SOAP) == build_note(CONSULTATION, SOAP)
 
 
+# --- speech into sentences -------------------------------------------------------------------
 def test_split_keeps_decimals_and_titles_whole() -> None:
     assert split_sentences("Temp 38.2 today. Dr. Rao will see you! Any pain? yes") == [
         "Temp 38.2 today.",
@@ -216,34 +500,15 @@ def test_tidy_strips_filler_and_only_adds_case_and_a_period() -> None:
     assert tidy_sentence("Uh... okay.") == ""
 
 
-@pytest.mark.parametrize(
-    ("sentence", "section"),
-    [
-        # Priority objective > plan > assessment > subjective, each pair matching both rules.
-        ("Your blood pressure is 150 over 95, so I'll start you on amlodipine 5 mg.", "objective"),
-        ("I think this is bronchitis, so I'll prescribe amoxicillin.", "plan"),
-        ("It looks like the pain is coming from a muscle strain.", "assessment"),
-        ("The pain started two days ago.", "subjective"),
-        ("Pulse is 88 and respiratory rate 16.", "objective"),
-        ("There is some swelling and tenderness over the ankle.", "objective"),
-        ("Your chest x-ray came back normal.", "objective"),
-        ("Take one tablet twice a day with food.", "plan"),
-        ("We'll order a blood test and I'll refer you to a cardiologist.", "plan"),
-        ("This is consistent with a urinary tract infection.", "assessment"),
-        ("I think you have tonsillitis.", "assessment"),
-        ("I've been taking metformin 500 mg for years.", "subjective"),
-        ("My knee is swollen since the fall.", "subjective"),
-        ("I have a history of arthritis.", "subjective"),
-        ("Never smoked.", "subjective"),
-        ("The weather was nice this weekend.", None),
-    ],
-)
-def test_classification_rules_and_their_priority(sentence: str, section: str | None) -> None:
-    assert classify_sentence(sentence) == section
-
-
-def test_priority_order_is_the_documented_one() -> None:
-    assert SECTION_PRIORITY == ("objective", "plan", "assessment", "subjective")
+def test_spoken_filler_stutters_and_cut_off_words_are_removed_never_negations() -> None:
+    assert clean_spoken("i , i , i think it's , um , you know , sh- shows a fracture") == (
+        "I think it's, shows a fracture."
+    )
+    assert clean_spoken("no , no chest pain , okay ?") == "No, no chest pain."
+    assert clean_spoken("it was like , really sore , you know ?") == "It was really sore."
+    assert clean_spoken("it feels like a knife and i'm not sure") == (
+        "It feels like a knife and i'm not sure."
+    )
 
 
 def test_a_repeated_sentence_is_kept_once_and_cites_every_mention() -> None:
@@ -251,53 +516,21 @@ def test_a_repeated_sentence_is_kept_once_and_cites_every_mention() -> None:
         transcript("I have had a cough for 3 days.", "Okay.", "I have had a cough for 3 days."),
         SOAP,
     )
-    assert [(s.text, s.evidence) for s in draft.section("subjective").sentences] == [
-        ("I have had a cough for 3 days.", ["u1", "u3"])
-    ]
-
-
-def test_a_fragment_joins_the_next_segment_but_bare_filler_is_not_cited() -> None:
-    draft = build_note(transcript("uh,", "I think this looks like", "acute bronchitis."), SOAP)
-    assert [(s.text, s.evidence) for s in draft.section("assessment").sentences] == [
-        ("I think this looks like acute bronchitis.", ["u2", "u3"])
-    ]
+    assert lines(draft, "subjective") == [("The patient has had a cough for 3 days.", ["u1", "u3"])]
 
 
 def test_fragments_far_apart_in_time_are_not_joined() -> None:
     draft = build_note(transcript("I think this looks like", "acute bronchitis.", gap=5.0), SOAP)
-    assert [(s.text, s.evidence) for s in draft.section("assessment").sentences] == [
-        ("I think this looks like.", ["u1"]),
-        ("Acute bronchitis.", ["u2"]),  # an "-itis" word on its own still reads as a diagnosis
+    # "I think this looks like" alone says too little to be a line.
+    assert lines(draft, "assessment") == [("Acute bronchitis.", ["u2"])]
+    joined = build_note(transcript("uh,", "I think this looks like", "acute bronchitis."), SOAP)
+    assert lines(joined, "assessment") == [
+        ("I think this looks like acute bronchitis.", ["u2", "u3"])
     ]
 
 
-def test_short_answers_need_a_clinical_question() -> None:
-    draft = build_note(
-        transcript(
-            "Yes.",  # no question before it
-            "Do you have any questions?",
-            "No.",  # answers a question about nothing clinical
-            "Any vomiting?",
-            "Mm-hmm.",  # filler: the question stays open for the real answer
-            "Okay.",  # an acknowledgement, not an answer
-            "Any diarrhoea?",
-            "Not really, no.",
-        ),
-        SOAP,
-    )
-    assert [(s.text, s.evidence) for s in draft.section("subjective").sentences] == [
-        ('Asked "Any diarrhoea?" \u2014 answered "Not really, no."', ["u7", "u8"])
-    ]
-
-
-def test_question_and_answer_inside_one_segment_cite_it_once() -> None:
-    draft = build_note(transcript("Any fever? Yes, since yesterday."), SOAP)
-    assert [(s.text, s.evidence) for s in draft.section("subjective").sentences] == [
-        ('Asked "Any fever?" \u2014 answered "Yes, since yesterday."', ["u1"])
-    ]
-
-
-# Property-style: random but seeded transcripts, bounded, all must keep the invariants.
+# --- properties ------------------------------------------------------------------------------
+# Random but seeded transcripts, bounded: all must keep the invariants.
 PHRASES = (
     "I have had a headache for 2 days.",
     "The pain is worse in the morning.",
@@ -315,6 +548,8 @@ PHRASES = (
     "Dr. Shah will see you next week.",
     "So, any allergies?",
     "None that I know of.",
+    "I don't smoke and I can't sleep.",
+    "I'm allergic to penicillin.",
 )
 
 
@@ -342,33 +577,54 @@ def test_random_transcripts_keep_the_invariants(seed: int) -> None:
     all_texts = [s.text.lower() for section in draft.sections for s in section.sentences]
     assert len(all_texts) == len(set(all_texts))  # deduplicated
     assert build_note(utterances, SOAP) == draft  # deterministic
-    flags = [
-        s.flags for section in verify_note(draft, utterances).sections for s in section.sentences
-    ]
-    assert all(f == [] for f in flags)
+    assert_verified(draft, utterances)
 
 
 def aci_dialogues(limit: int) -> list[list[Utterance]]:
-    """The first dialogues of ACI-Bench's valid split, one utterance per speaker turn."""
-    with ACI_VALID.open(newline="", encoding="utf-8") as handle:
+    """The first dialogues of ACI-Bench's train split, one utterance per speaker turn."""
+    with ACI_TRAIN.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))[:limit]
     dialogues = []
     for row in rows:
-        turns = [line.strip() for line in row["dialogue"].splitlines() if line.strip()]
-        texts_ = [re.sub(r"^\[(?:doctor|patient)\]\s*", "", turn) for turn in turns]
-        dialogues.append(transcript(*texts_))
+        utterances: list[Utterance] = []
+        for turn in (line.strip() for line in row["dialogue"].splitlines()):
+            tag = re.match(r"^\[(doctor|patient)[a-z_]*\]\s*", turn)
+            speaker: Speaker = "unknown" if tag is None else tag.group(1)  # type: ignore[assignment]
+            text = turn[tag.end() :] if tag else turn
+            if text:
+                utterances.append(Utterance(f"u{len(utterances) + 1}", 0, 0, speaker, text))
+        dialogues.append(utterances)
     return dialogues
 
 
-def test_aci_bench_dialogues_give_cited_notes_with_all_four_sections() -> None:
-    if not ACI_VALID.exists():
-        pytest.skip(f"ACI-Bench data not found at {ACI_VALID}")
-    dialogues = aci_dialogues(5)
-    assert len(dialogues) == 5
-    complete = 0
+def test_aci_bench_train_dialogues_say_only_what_was_said() -> None:
+    if not ACI_TRAIN.exists():
+        pytest.skip(f"ACI-Bench data not found at {ACI_TRAIN}")
+    dialogues = aci_dialogues(67)
+    assert len(dialogues) == 67
+    sentences = complete = 0
     for utterances in dialogues:
-        draft = verify_note(build_note(utterances, SOAP), utterances)
+        draft = build_note(utterances, SOAP)
         assert_never_invents(draft, utterances)
-        assert all("no_evidence" not in s.flags for sec in draft.sections for s in sec.sentences)
+        sentences += sum(len(section.sentences) for section in draft.sections)
+        assert draft.section("subjective").sentences
         complete += all(section.sentences for section in draft.sections)
-    assert complete >= 3
+    assert sentences > 67 * 20
+    assert complete >= 50  # 53 when written: the others have no spoken exam or assessment
+
+
+def test_a_diagnosis_before_a_semicolon_is_not_lost_in_the_plan_line() -> None:
+    utterances = [
+        Utterance(
+            "u1",
+            0,
+            5,
+            "doctor",
+            "It's a sinus infection; start doxycycline 100 milligrams twice a day.",
+        )
+    ]
+    draft = build_note(utterances, SOAP)
+    assert [s.text for s in draft.section("assessment").sentences] == ["It is a sinus infection."]
+    assert [s.text for s in draft.section("plan").sentences] == [
+        "Plan: start doxycycline 100 milligrams twice a day."
+    ]

@@ -65,13 +65,13 @@ def test_every_fact_kind_of_soap_has_a_place_in_the_built_in_templates() -> None
 def test_history_and_physical_places_the_same_facts_in_its_own_sections() -> None:
     sections = _texts("hp", TemplateLibrary())
     assert [s.key for s in HISTORY_AND_PHYSICAL.sections][:2] == ["chief_complaint", "hpi"]
-    assert sections["hpi"] == ["I have had a cough for three days."]
-    assert sections["physical_exam"] == ["Your temperature is 38.2 degrees."]
+    assert sections["hpi"] == ["The patient has had a cough for three days."]
+    assert sections["physical_exam"] == ["Temperature 38.2 degrees."]
     assert sections["assessment"] == ["This looks like acute bronchitis."]
-    assert sections["plan"] == ["I will prescribe amoxicillin 500 milligrams twice a day."]
+    assert sections["plan"] == ["Plan: prescribe amoxicillin 500 milligrams twice a day."]
     progress = _texts("progress", TemplateLibrary())
-    assert progress["interval_history"] == ["I have had a cough for three days."]
-    assert progress["exam"] == ["Your temperature is 38.2 degrees."]
+    assert progress["interval_history"] == ["The patient has had a cough for three days."]
+    assert progress["exam"] == ["Temperature 38.2 degrees."]
 
 
 def test_clinic_defined_template_from_a_toml_file(tmp_path: Path) -> None:
@@ -81,11 +81,11 @@ def test_clinic_defined_template_from_a_toml_file(tmp_path: Path) -> None:
     derm = library.get("derm")
     assert derm.style.startswith("Short sentences")
     sections = _texts("derm", library)
-    assert sections["history"] == ["I have had a cough for three days."]
-    assert sections["findings"] == ["Your temperature is 38.2 degrees."]
+    assert sections["history"] == ["The patient has had a cough for three days."]
+    assert sections["findings"] == ["Temperature 38.2 degrees."]
     assert sections["plan"] == [
         "This looks like acute bronchitis.",
-        "I will prescribe amoxicillin 500 milligrams twice a day.",
+        "Plan: prescribe amoxicillin 500 milligrams twice a day.",
     ]
 
 

@@ -71,6 +71,7 @@ class Seed:
             "utterance_id": self.utterance_id,
             "key_id": self.key_id,
             "user_id": self.user_id,
+            "code": "J22",  # an ICD-10-CM code the seeded note may or may not suggest
         }
         names = {parameter.name for parameter in operation.path_parameters}
         assert names <= known.keys(), f"no real value for {names - known.keys()} in {operation}"

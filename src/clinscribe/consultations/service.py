@@ -221,7 +221,8 @@ async def save_edited_note(
     if runtime.templates.has(latest.template):  # a removed clinic template: keep codes
         template = runtime.templates.get(latest.template)
         draft.codes = await asyncio.to_thread(suggest_codes, draft, template, list(latest.codes))
-    note = await repository.add_note(session, consultation_id, verify_note(draft, utterances))
+    verified = await asyncio.to_thread(verify_note, draft, utterances)
+    note = await repository.add_note(session, consultation_id, verified)
     await record(
         session, principal, "note.edited", consultation_id=consultation_id, version=note.version
     )
@@ -350,7 +351,8 @@ async def regenerate_note(
     previous = await repository.get_note(session, consultation_id)
     earlier = list(previous.codes) if previous else []
     draft.codes = await asyncio.to_thread(suggest_codes, draft, template, earlier)
-    note = await repository.add_note(session, consultation_id, verify_note(draft, utterances))
+    verified = await asyncio.to_thread(verify_note, draft, utterances)
+    note = await repository.add_note(session, consultation_id, verified)
     await record(
         session,
         principal,

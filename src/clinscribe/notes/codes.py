@@ -92,11 +92,6 @@ def _code_set() -> Any:
     return simple_icd_10_cm
 
 
-def load_code_set() -> None:
-    """Parse the code set now (in a worker thread at start), not when the first note needs it."""
-    _code_set()
-
-
 def describe(code: str) -> str:
     """The official description of an ICD-10-CM code."""
     return str(_code_set().get_description(code))

@@ -1,215 +1,303 @@
-"""Verification v1: does each note sentence say only what its cited utterances say?
+"""Verification v2: does each note sentence say only what its cited utterances say?
 
-Three checks, cheap enough to run on every note and again after every hand edit:
+Cheap enough to run on every note, whoever wrote it, and again after every hand edit:
 
 - citations: a sentence that cites nothing, or an id not in the transcript -> ``no_evidence``;
-- numbers: every number in the sentence (digits such as 500, 38.2, 128/82, or number words
-  such as "five hundred") must occur in the cited utterances -> else ``unsupported``;
-- negation: a sentence that negates ("no", "not", "denies", "never", "without", "don't"...)
-  must rest on evidence that negates too, and a sentence must not drop a negation its evidence
-  puts on the same words ("No chest pain" -> "Chest pain") -> else ``unsupported``.
+- otherwise the sentence is compared with its evidence (the cited utterances, joined in the
+  order cited, since a writer may re-join a sentence cut across utterances). Each problem below
+  -> ``unsupported``:
+
+  ``quote``        text in double quotes is not word for word in the evidence (the extractive
+                   writer's ``Asked "..." — answered "..."`` is checked this way; the rest of
+                   the checks look at the sentence outside its quotes);
+  ``number``       a number (digits or words, decimals, ratios, "twice") the evidence lacks;
+  ``unit``         a unit the evidence does not use ("mg" = "milligrams"), or a number paired
+                   with another unit than the evidence pairs it with; a vital sign's usual unit
+                   is implied ("temperature 38.2" supports "38.2 degrees");
+  ``dose``         a drug given a dose the evidence gives it no dose of ("lisinopril 20 mg"
+                   when the evidence says lisinopril 40 mg and furosemide 20 mg);
+  ``drug``         a drug the evidence does not name (brand and generic names are one drug);
+  ``finding``      a symptom, diagnosis or body part the evidence does not mention, or a side
+                   (left/right) it does not say;
+  ``negation``     a term said present where the evidence only negates it, or negated where the
+                   evidence only affirms it (or negates nothing at all);
+  ``uncertainty``  the same for hedging: "pneumonia" from "possible pneumonia", and back.
 
 Flags are review prompts, not verdicts: a false alarm costs the clinician a glance, a missed
-changed dose costs far more, so the checks lean towards flagging.
+changed dose costs far more. Yet a verifier that flags everything is ignored, so each check is
+built to stay silent on a faithful rewording (see ``assertion.py`` for the negation scopes).
+Libraries: ``drug-named-entity-recognition`` (drug names) and ``negspacy`` (NegEx); both load
+once per process, on first use (~1.5 s), and never touch the network.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
+from clinscribe.notes.assertion import Assertions, assertions
+from clinscribe.notes.clinical_findings import ANATOMY, LATERALITY, findings_in, supported
+from clinscribe.notes.clinical_terms import (
+    content_stems,
+    drugs_in,
+    implied_units,
+    word_offsets,
+    words,
+)
 from clinscribe.notes.model import NoteDraft, NoteSentence, Utterance
+from clinscribe.notes.omissions import find_omissions
+from clinscribe.notes.quantities import doses, numbers_in, quantities
+
+__all__ = ["VERIFIER_FLAGS", "check_sentence", "numbers_in", "sentence_problems", "verify_note"]
 
 # The flags this module owns: recomputed on every run, so fixing a sentence clears its flag.
 # Other flags (e.g. a reviewer's ``needs_review``) are kept as they are.
 VERIFIER_FLAGS: tuple[str, ...] = ("no_evidence", "unsupported")
 
-NEGATIONS: frozenset[str] = frozenset(
-    {"no", "not", "never", "without", "denies", "denied", "deny", "none", "nothing", "nor"}
-    | {"neither", "cannot", "negative"}
-)
-# Words after a negation that it does not bear on: "no, not really any chest pain" negates
-# "chest pain". A negation's scope ends at punctuation or after this many words.
-NEGATION_SCOPE_WORDS = 4
+# The extractive writer's question/answer line; its quotes may hold quote marks themselves.
+_QA = re.compile(r'Asked "(?P<question>.*)" \u2014 answered "(?P<answer>.*)"', re.DOTALL)
+# Words a writer may drop from speech it quotes; they never carry a clinical fact.
 # fmt: off
-SCOPE_STOPWORDS: frozenset[str] = frozenset((
-    "a", "an", "the", "any", "of", "to", "for", "in", "on", "at", "all", "i", "you", "he", "she",
-    "it", "we", "they", "have", "has", "had", "do", "does", "did", "is", "was", "are", "were",
-    "be", "been", "really", "much", "more", "some", "that", "this", "my", "your", "his", "her",
-    "and", "or", "so", "uh", "um", "like", "very", "think", "know", "need", "want", "wan",
-    "gon", "na", "going", "go", "get", "just", "seem", "sure",
+FILLER_WORDS: frozenset[str] = frozenset((
+    "um", "umm", "uh", "uhh", "erm", "hmm", "mm-hmm", "oh", "so", "okay", "ok", "alright", "and",
+    "well", "now", "but", "also", "yeah", "then", "like", "just", "basically", "actually",
+    "literally", "honestly", "obviously", "great", "good", "perfect", "right", "sure", "cause",
+    "'cause",
 ))
-_UNITS: tuple[str, ...] = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-    "nineteen",
-)
-_TENS: tuple[str, ...] = (
-    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-)
 # fmt: on
-NUMBER_WORDS: dict[str, int] = {
-    **{word: value for value, word in enumerate(_UNITS)},
-    **{word: 20 + 10 * i for i, word in enumerate(_TENS)},
-}
-_SCALES = {"hundred": 100, "thousand": 1000}
-
-_DIGITS = re.compile(r"\d+(?:\.\d+)?")
-_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}\b)")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
-_CLAUSE_BREAK = re.compile(r"[,.;:?!()\u2014-]\s|[,.;:?!()\u2014]$|\bbut\b")
+_FILLER_PHRASES = re.compile(r"\b(?:you know|i mean|all right)\b")
+_CUT_OFF = re.compile(r"(?<![\w-])[a-z]{1,6}-(?=\s|$|[,.])")
+_QUOTE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]+)[\"\u201d]")
+# "left knee", "right side", "right lower extremity": a side named for a body part.
+_SIDED = re.compile(
+    r"\b(left|right)\s+(?:\w+\s+)?(?:side|sided|"
+    + "|".join(sorted({w for p in ANATOMY.values() for w in p if " " not in w}, key=len)[::-1])
+    + r")s?\b"
+)
 
 
 def verify_note(draft: NoteDraft, utterances: list[Utterance]) -> NoteDraft:
-    """Set review flags on every sentence of ``draft`` (in place) and return it. Pure: no I/O."""
+    """Set review flags on every sentence and the note's omissions (in place); pure, no I/O."""
     transcript = {utterance.id: utterance.text for utterance in utterances}
+    cache: dict[str, Evidence] = {}  # one analysis per evidence, for this call only (PHI)
     for section in draft.sections:
         for sentence in section.sentences:
             kept = {flag for flag in sentence.flags if flag not in VERIFIER_FLAGS}
-            sentence.flags = sorted(kept | check_sentence(sentence, transcript))
+            sentence.flags = sorted(kept | check_sentence(sentence, transcript, cache))
+    draft.omissions = find_omissions(draft, utterances)
     return draft
 
 
-def check_sentence(sentence: NoteSentence, transcript: dict[str, str]) -> set[str]:
+def check_sentence(
+    sentence: NoteSentence,
+    transcript: dict[str, str],
+    cache: dict[str, Evidence] | None = None,
+) -> set[str]:
     """The verifier flags one sentence earns against a transcript given as {utterance id: text}."""
     flags: set[str] = set()
     # Any id that is not in the transcript breaks the citation, even beside valid ones.
     if not sentence.evidence or any(uid not in transcript for uid in sentence.evidence):
         flags.add("no_evidence")
-    evidence = [transcript[uid] for uid in sentence.evidence if uid in transcript]
-    if not evidence:  # nothing to compare against; "no_evidence" already says so
+    texts = [transcript[uid] for uid in sentence.evidence if uid in transcript]
+    if not texts:  # nothing to compare against; "no_evidence" already says so
         return flags
-    supported = set().union(*(numbers_in(text) for text in evidence))
-    if not numbers_in(sentence.text, skip_lone_one=True) <= supported:
-        flags.add("unsupported")
-    if _negation_added(sentence.text, evidence) or _negation_dropped(sentence.text, evidence):
+    key = "\u0000".join(texts)
+    evidence = cache.get(key) if cache is not None else None
+    if evidence is None:
+        evidence = Evidence(tuple(texts))
+        if cache is not None:
+            cache[key] = evidence
+    if sentence_problems(sentence.text, evidence):
         flags.add("unsupported")
     return flags
 
 
-def numbers_in(text: str, *, skip_lone_one: bool = False) -> set[Decimal]:
-    """Every number in ``text``, from digits ("128/82" gives 128 and 82) and number words.
+@dataclass(frozen=True)
+class Evidence:
+    """The cited utterances and what they state, computed lazily and once."""
 
-    "one" alone is usually a pronoun ("the left one"), so a note sentence may skip it.
+    texts: tuple[str, ...]
+
+    @cached_property
+    def joined(self) -> str:
+        return " ".join(self.texts)
+
+    @cached_property
+    def plain_words(self) -> str:
+        return f" {' '.join(words(self.joined))} "
+
+    @cached_property
+    def spoken_core(self) -> str:
+        return f" {_spoken_core(self.joined)} "
+
+    @cached_property
+    def offsets(self) -> list[tuple[str, list[int]]]:
+        """Each utterance as ``words`` reads it, with where each of its words starts."""
+        return [word_offsets(text) for text in self.texts]
+
+    @cached_property
+    def utterance_starts(self) -> list[int]:
+        """Index, in ``plain_words``, of each utterance's first word."""
+        counts = [len(starts) for _, starts in self.offsets]
+        return [sum(counts[:i]) for i in range(len(counts))]
+
+    @cached_property
+    def numbers(self) -> set[Decimal]:
+        return numbers_in(self.joined).union(*(numbers_in(text) for text in self.texts))
+
+    @cached_property
+    def quantities(self) -> set[tuple[Decimal, str]]:
+        return quantities(self.joined)
+
+    @cached_property
+    def units(self) -> set[str]:
+        return {unit for _, unit in self.quantities} | implied_units(self.joined)
+
+    @cached_property
+    def doses(self) -> dict[str, set[Decimal]]:
+        return doses(self.joined)
+
+    @cached_property
+    def drugs(self) -> set[str]:
+        return drugs_in(self.joined)
+
+    @cached_property
+    def stems(self) -> set[str]:
+        return set(content_stems(self.joined))
+
+    def assertions(self, terms: frozenset[str]) -> Assertions:
+        """How the evidence asserts ``terms`` (the terms of one note sentence)."""
+        if terms not in self._assertions:
+            self._assertions[terms] = assertions(self.texts, only=terms)
+        return self._assertions[terms]
+
+    @cached_property
+    def _assertions(self) -> dict[frozenset[str], Assertions]:
+        return {}
+
+
+def sentence_problems(text: str, evidence: Evidence | list[str]) -> list[str]:
+    """Why ``text`` is not supported by ``evidence`` (utterance texts): problem names, in order.
+
+    An empty list means supported. The names are listed in the module docstring.
     """
-    text = _THOUSANDS_COMMA.sub("", text.lower())
-    found = {Decimal(match) for match in _DIGITS.findall(text)}
-    for run in _number_word_runs(text):
-        if not (skip_lone_one and run == ["one"]):
-            found |= _run_values(run)
-    return found
+    if not isinstance(evidence, Evidence):
+        evidence = Evidence(tuple(evidence))
+    problems: list[str] = []
+    qa = _QA.fullmatch(text.strip())
+    quotes = [qa["question"], qa["answer"]] if qa else _QUOTE.findall(text)
+    cores = [_spoken_core(quote) for quote in quotes]
+    if any(core and f" {core} " not in evidence.spoken_core for core in cores):
+        problems.append("quote")
+    # What the sentence says in its own words, outside its quotes.
+    claim = "" if qa else _QUOTE.sub(" \u2014 ", text)
+    if not numbers_in(claim, skip_lone_one=True) <= evidence.numbers:
+        problems.append("number")
+    if _unit_problem(claim, evidence):
+        problems.append("unit")
+    if _dose_problem(claim, evidence):
+        problems.append("dose")
+    if not drugs_in(claim) <= evidence.drugs:
+        problems.append("drug")
+    if _finding_problem(claim, evidence):
+        problems.append("finding")
+    stated = assertions(_as_spoken(claim, evidence))
+    problems += _assertion_problems(stated, evidence.assertions(frozenset(stated.occurrences)))
+    return problems
 
 
-def _words(text: str) -> list[str]:
-    # ASR and tokenised corpora write "don't" with a curly quote or as "do n't": one shape.
-    return _WORD.findall(text.lower().replace("\u2019", "'").replace(" n't", "n't"))
+def _spoken_core(text: str) -> str:
+    """The words of ``text`` without filler, stutters and cut-off words, which a writer may
+    tidy away even inside a quote ("i, i just said no" quoted as "I said no")."""
+    text = _CUT_OFF.sub(" ", text.lower().replace(" n't", "n't"))
+    text = _FILLER_PHRASES.sub(" ", text)
+    kept = [w for w in words(text) if w not in FILLER_WORDS]
+    return " ".join(w for i, w in enumerate(kept) if i == 0 or w != kept[i - 1])
 
 
-def _is_negation(word: str) -> bool:
-    return word in NEGATIONS or word.endswith("n't")
+def _as_spoken(claim: str, evidence: Evidence) -> list[str]:
+    """The claim as the assertion reader should see it. A claim the evidence says word for
+    word is read as the evidence's own stretch of speech, utterance by utterance, with its
+    punctuation (or lack of it), so that its questions and clauses end where they ended; the
+    words before the stretch, a dropped "no", stay out. Any other claim is read as written."""
+    said = words(claim)
+    found = evidence.plain_words.find(f" {' '.join(said)} ") if said else -1
+    if found < 0:
+        return [claim]
+    first = evidence.plain_words.count(" ", 0, found + 1) - 1  # the claim's first word
+    last = first + len(said)
+    stretch: list[str] = []
+    for base, (plain, starts) in zip(evidence.utterance_starts, evidence.offsets, strict=True):
+        low, high = max(first, base) - base, min(last, base + len(starts)) - base
+        if low < high:
+            end = starts[high] if high < len(starts) else len(plain)
+            stretch.append(plain[starts[low] : end])
+    return stretch
 
 
-def _number_word_runs(text: str) -> list[list[str]]:
-    """Maximal runs of number words ("five hundred and fifty", "thirty eight point two").
+def _unit_problem(claim: str, evidence: Evidence) -> bool:
+    for value, unit in quantities(claim, every_reading=False):
+        if unit not in evidence.units:
+            return True
+        paired = {u for v, u in evidence.quantities if v == value}
+        if paired and unit not in paired and unit not in implied_units(evidence.joined):
+            return True
+    return False
 
-    Punctuation and digits end a run: "I have two. Three days ago" holds 2 and 3, not 5.
+
+def _dose_problem(claim: str, evidence: Evidence) -> bool:
+    for drug, values in doses(claim, every_reading=False).items():
+        stated = evidence.doses.get(drug)
+        if stated and not values <= stated:
+            return True
+    return False
+
+
+def _finding_problem(claim: str, evidence: Evidence) -> bool:
+    for _, _, finding in findings_in(content_stems(claim)):
+        if not supported(finding, evidence.stems):
+            return True
+    sides = {match.group(1) for match in _SIDED.finditer(claim.lower())}
+    return any(f" {side} " not in evidence.plain_words for side in sides & LATERALITY)
+
+
+def _assertion_problems(claim: Assertions, evidence: Assertions) -> list[str]:
+    """Negation and uncertainty, term by term: a sure status in the sentence must not meet the
+    opposite sure status in every mention of the term in the evidence.
+
+    A mention inside a question answered "no" is negated, and stands against a sentence that
+    negates nothing ("Reports chest pain." after "Any chest pain?" "No."); a question answered
+    "yes" or not at all only ever silences a flag, since what a "yes" confirms of a question
+    listing several things is a guess.
     """
-    runs: list[list[str]] = []
-    current: list[str] = []
-    for word in [*re.findall(r"[a-z]+|[^\sa-z]", text.replace("-", " ")), ""]:
-        after_scale = bool(current) and current[-1] in _SCALES
-        joiner = (word == "and" and after_scale) or (word == "point" and bool(current))
-        if word in NUMBER_WORDS or word in _SCALES or joiner:
-            current.append(word)
-            continue
-        while current and current[-1] in ("and", "point"):
-            current.pop()
-        if current:
-            runs.append(current)
-        current = []
-    return runs
-
-
-def _run_values(run: list[str]) -> set[Decimal]:
-    """What a run of number words can mean.
-
-    A run may hold several numbers ("seven seven days" once punctuation is lost, or a sentence
-    re-joined across utterances), so it is cut where grammar cannot continue a number; spoken
-    vitals ("one twenty eight over eighty two") also give the hundreds reading, 128.
-    """
-    whole, _, fraction = " ".join(run).partition(" point ")
-    values = [_integer(segment) for segment in _segments(whole.split())]
-    found = {Decimal(value) for value in values}
-    for first, rest in itertools.pairwise(values):
-        if 1 <= first <= 9 and 10 <= rest <= 99:
-            found.add(Decimal(first * 100 + rest))
-    digits = "".join(str(NUMBER_WORDS[w]) for w in fraction.split() if w in _UNITS[:10])
-    if digits and values:  # "thirty eight point two" is 38.2, and no longer 38
-        found.discard(Decimal(values[-1]))
-        found.add(Decimal(f"{values[-1]}.{digits}"))
-    return found
-
-
-def _segments(words: list[str]) -> list[list[str]]:
-    """Cut a run where a word cannot extend the number so far ("seven seven", "one twenty")."""
-    segments: list[list[str]] = []
-    for word in words:
-        if word == "and":
-            continue
-        last = segments[-1][-1] if segments else ""
-        digit = 1 <= NUMBER_WORDS.get(word, 0) <= 9
-        scale_follows = word in _SCALES and bool(last)
-        if scale_follows or (last in _TENS and digit) or (last in _SCALES and word != "zero"):
-            segments[-1].append(word)
-        else:
-            segments.append([word])
-    return segments
-
-
-def _integer(words: list[str]) -> int:
-    total, current = 0, 0
-    for word in words:
-        if word in _SCALES:
-            current = max(current, 1) * _SCALES[word]
-            if _SCALES[word] >= 1000:
-                total, current = total + current, 0
-        else:
-            current += NUMBER_WORDS[word]
-    return total + current
-
-
-def _negation_added(sentence: str, evidence: list[str]) -> bool:
-    """The sentence negates, but none of its evidence does."""
-    if not any(_is_negation(word) for word in _words(sentence)):
-        return False
-    return not any(_is_negation(word) for text in evidence for word in _words(text))
-
-
-def _negation_dropped(sentence: str, evidence: list[str]) -> bool:
-    """The evidence negates some words; the sentence says them, in a row, and negates nothing."""
-    words = _words(sentence)
-    # A sentence with a negation of its own (a quoted "No.") is trusted here: pairing each
-    # negation with its words needs a real parser (ConText, later), not this heuristic.
-    if any(map(_is_negation, words)):
-        return False
-    content = " " + " ".join(w for w in words if w not in SCOPE_STOPWORDS) + " "
-    return any(f" {' '.join(scope)} " in content for scope in _negated_scopes(evidence))
-
-
-def _negated_scopes(evidence: list[str]) -> list[tuple[str, ...]]:
-    """The content words each negation in the evidence bears on, clause by clause."""
-    scopes: list[tuple[str, ...]] = []
-    for text in evidence:
-        for clause in _CLAUSE_BREAK.split(text.lower()):
-            words = _words(clause)
-            for i, word in enumerate(words):
-                if not _is_negation(word):
-                    continue
-                following = words[i + 1 : i + 1 + NEGATION_SCOPE_WORDS]
-                content = [w for w in following if w not in SCOPE_STOPWORDS]
-                # A second negation ends the scope: "not really, no" has nothing to carry.
-                content = list(itertools.takewhile(lambda w: not _is_negation(w), content))
-                if content:
-                    scopes.append(tuple(content))
-    return scopes
+    problems: list[str] = []
+    for kind in ("negated", "uncertain"):
+        surely, possibly = f"{kind}_surely", f"{kind}_possibly"
+        clash = False
+        for term, mine in claim.occurrences.items():
+            theirs = evidence.occurrences.get(term, [])
+            if not theirs or any(o.open_question for o in theirs):
+                continue  # not said, or also asked about with no answer: no verdict
+            # A "no" answer stands against a sentence that negates nothing at all; against one
+            # that negates something, its scope and the question's may differ: no verdict.
+            denied = kind == "negated" and not claim.has_negation
+            said = [o for o in theirs if not o.answered or (denied and o.negated_surely)]
+            dropped = (
+                any(not getattr(o, possibly) for o in mine)
+                and bool(said)
+                and all(getattr(o, surely) for o in said)
+                and not any(not getattr(o, possibly) for o in theirs if o.answered)
+            )
+            added = (
+                any(getattr(o, surely) for o in mine)
+                and any(not o.answered for o in theirs)
+                and not any(getattr(o, possibly) for o in theirs)
+            )
+            clash = clash or dropped or added
+        said_anywhere = evidence.has_negation if kind == "negated" else evidence.has_hedge
+        stated = any(getattr(o, surely) for found in claim.occurrences.values() for o in found)
+        if clash or (stated and not said_anywhere):
+            problems.append("negation" if kind == "negated" else "uncertainty")
+    return problems

@@ -41,6 +41,7 @@ class Runtime:
         self.keyring = keyring_from_settings(settings)
         self.audio = AudioStore(settings.audio_dir, settings.work_dir, self.keyring)
         self.templates = TemplateLibrary.from_directory(settings.resolved_templates_dir)
+        self.note_engine_ready = False  # dictionaries loaded (see notes/warmup.py)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopResources] = {}
         self._lock = threading.Lock()
         self._note_writer: NoteWriter | None = None

@@ -116,7 +116,9 @@ async def verify_note(consultation_id: str) -> int:
             note = await repository.get_note(session, consultation_id)
             transcript = await repository.get_transcript(session, consultation_id)
             assert note is not None and transcript is not None
-            draft = verify_draft(repository.draft_of(note), repository.utterances_of(transcript))
+            draft = await asyncio.to_thread(
+                verify_draft, repository.draft_of(note), repository.utterances_of(transcript)
+            )
             await repository.replace_flags(session, note, draft)
         flagged = sum(1 for section in draft.sections for s in section.sentences if s.flags)
         slog.info("note verified", flagged_sentences=flagged)
