@@ -6,6 +6,7 @@ import asyncio
 import json
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -21,6 +22,18 @@ eval_app = typer.Typer(
 )
 
 
+def _aci_bench() -> ModuleType:
+    """The ACI-Bench module, or a one-line exit when the eval extra is not installed."""
+    try:
+        from clinscribe.evaluation import aci_bench
+    except ImportError:
+        typer.echo(
+            "error: evaluation needs the eval extra: pip install 'clinscribe[eval]'", err=True
+        )
+        raise typer.Exit(code=2) from None
+    return aci_bench
+
+
 @eval_app.command("aci-bench")
 def aci_bench(
     split: Annotated[str, typer.Option(help="train, valid, test1 or test2")] = "test1",
@@ -34,13 +47,7 @@ def aci_bench(
 ) -> None:
     """Write a note for every ACI-Bench dialogue and score it against the clinicians' note
     (ROUGE-1/2/L as in the paper), with evidence and verifier statistics."""
-    try:
-        from clinscribe.evaluation import aci_bench as bench
-    except ImportError:
-        typer.echo(
-            "error: evaluation needs the eval extra: pip install 'clinscribe[eval]'", err=True
-        )
-        raise typer.Exit(code=2) from None
+    bench = _aci_bench()
     from clinscribe.notes.templates import get_template
     from clinscribe.providers.registry import build_note_writer
 
@@ -99,14 +106,9 @@ def verifier(
 ) -> None:
     """Score the note verifier on labelled sentences built from ACI-Bench dialogues (correct
     sentences and planted errors): precision and recall of the unsupported flag, by kind."""
-    try:
-        from clinscribe.evaluation import aci_bench as bench
-        from clinscribe.evaluation import verifier_eval
-    except ImportError:
-        typer.echo(
-            "error: evaluation needs the eval extra: pip install 'clinscribe[eval]'", err=True
-        )
-        raise typer.Exit(code=2) from None
+    bench = _aci_bench()
+    from clinscribe.evaluation import verifier_eval
+
     try:
         encounters = bench.load_encounters(bench.split_path(split))
     except ClinscribeError as error:
