@@ -628,3 +628,29 @@ def test_a_diagnosis_before_a_semicolon_is_not_lost_in_the_plan_line() -> None:
     assert [s.text for s in draft.section("plan").sentences] == [
         "Plan: start doxycycline 100 milligrams twice a day."
     ]
+
+
+def test_a_diagnosis_that_leads_to_an_order_keeps_its_own_line() -> None:
+    utterances = [
+        Utterance(
+            "u1",
+            0,
+            5,
+            "doctor",
+            "You have a sinus infection, so start doxycycline 100 milligrams twice a day.",
+        ),
+        Utterance(
+            "u2",
+            5,
+            9,
+            "doctor",
+            "It is not pneumonia, so take paracetamol 500 milligrams if needed.",
+        ),
+    ]
+    draft = build_note(utterances, SOAP)
+    assert [s.text for s in draft.section("assessment").sentences] == [
+        "The patient has a sinus infection."
+    ]
+    assert all(
+        not s.flags for sec in verify_note(draft, utterances).sections for s in sec.sentences
+    )

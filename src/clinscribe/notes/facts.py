@@ -193,6 +193,14 @@ def _statement_facts(text: str, piece: Piece, pronouns: Pronouns) -> Iterator[Fa
         return
     medicine_facts = list(_medicine_facts(text, ids, voice))
     if medicine_facts:
+        # "You have a chest infection, so start amoxicillin ...": the order's short line
+        # would lose the diagnosis that comes before it.
+        diagnosis = _REASON_FOR_ORDER.match(text)
+        if voice == "clinician" and diagnosis is not None:
+            clause = diagnosis.group("reason").strip()
+            if kind_of(clause, "clinician") == "assessment" and not is_negated_sentence(clause):
+                written = third_person(written_out(clause), voice, pronouns)
+                yield Fact("assessment", _capitalise(written.rstrip(".")) + ".", ids)
         yield from medicine_facts
         return
     known: Voice | None = voice if piece.speaker in ("doctor", "patient") else None
@@ -208,6 +216,10 @@ def _statement_facts(text: str, piece: Piece, pronouns: Pronouns) -> Iterator[Fa
         yield Fact(kind, f"Denies {denied.group('what')}.", ids)
         return
     yield Fact(kind, _capitalise(third_person(written_out(text), voice, pronouns)), ids)
+
+
+# A diagnosis and the order it leads to, in one sentence: "<diagnosis>, so <order>".
+_REASON_FOR_ORDER = re.compile(r"^(?P<reason>[^,;.?!]{6,}?),?\s+so\s+(?=\w)", re.I)
 
 
 def _medicine_facts(text: str, ids: tuple[str, ...], voice: Voice) -> Iterator[Fact]:
