@@ -12,7 +12,7 @@ from sqlalchemy import select
 from clinscribe.db.encrypted import use_keyring
 from clinscribe.db.engine import Database
 from clinscribe.models import UtteranceRow
-from clinscribe.security.crypto import Keyring, is_encrypted_file, keyring_from_settings
+from clinscribe.security.crypto import Keyring, is_encrypted_file, keyring_from_keys
 from tests.fakes.openai_compat import FakeOpenAIServer
 from tests.support.audio import SHORT_WAV
 from tests.support.server import ServerProcess, fake_stt_env
@@ -88,7 +88,7 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
         finally:
             server.stop()
     old_key = server.encryption_key
-    old = keyring_from_settings(old_key)
+    old = keyring_from_keys(old_key)
     database = server.data_dir / "clinscribe.sqlite3"
     assert all(v.startswith(f"enc1:{old.current_key_id}:") for v in _utterance_values(database))
 
@@ -103,7 +103,7 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
     assert "2 audio files" in rotated.stdout
     assert "nothing is left under an old key" in rotated.stdout
 
-    new = keyring_from_settings(new_key)  # the new key alone now reads everything
+    new = keyring_from_keys(new_key)  # the new key alone now reads everything
     values = _utterance_values(database)
     assert values and all(v.startswith(f"enc1:{new.current_key_id}:") for v in values)
     audio = server.data_dir / "audio" / consultation_id
@@ -159,7 +159,7 @@ def test_rotation_encrypts_data_stored_before_a_key_was_set(tmp_path: Path) -> N
     env = {"CLINSCRIBE_DATA_DIR": str(server.data_dir), "CLINSCRIBE_ENCRYPTION_KEY": key}
     rotated = _run("keys", "rotate", env=env)
     assert rotated.returncode == 0, rotated.stderr
-    keyring = keyring_from_settings(key)
+    keyring = keyring_from_keys(key)
     assert all(keyring.is_current(v) for v in _utterance_values(database))
     with sqlite3.connect(database) as db:
         (patient_ref,) = db.execute("select patient_ref from consultations").fetchone()

@@ -16,7 +16,7 @@ from clinscribe.db.engine import Database
 from clinscribe.db.migrate import upgrade
 from clinscribe.models import AuditEvent, Clinic, Consultation, Note, Role
 from clinscribe.retention.service import apply_retention
-from clinscribe.security.crypto import Keyring, generate_key, keyring_from_settings
+from clinscribe.security.crypto import Keyring, generate_key, keyring_from_keys
 from clinscribe.storage.audio import AudioStore
 from tests.fakes.openai_compat import FakeOpenAIServer
 from tests.support.server import ServerProcess, fake_stt_env
@@ -80,7 +80,7 @@ async def _state(db: Database) -> tuple[dict[str, datetime | None], list[tuple[s
 
 
 def test_retention_deletes_when_due_and_not_before(tmp_path: Path) -> None:
-    keyring = keyring_from_settings(generate_key())
+    keyring = keyring_from_keys(generate_key())
     use_keyring(keyring)
     url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
     upgrade(url)

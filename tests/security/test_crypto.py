@@ -20,7 +20,7 @@ from clinscribe.security.crypto import (
     KeyUnavailable,
     generate_key,
     is_encrypted_file,
-    keyring_from_settings,
+    keyring_from_keys,
     parse_key,
 )
 from tests.support.audio import SHORT_WAV
@@ -103,11 +103,11 @@ def test_parse_key_rejects_with_variable_name_and_without_key(text: str) -> None
 
 def test_keyring_from_settings_names_the_previous_keys_variable() -> None:
     current, old = generate_key(), generate_key()
-    keyring = keyring_from_settings(current, f" {old} ,")
+    keyring = keyring_from_keys(current, f" {old} ,")
     assert keyring.enabled and len(keyring.key_ids) == 2
-    assert not keyring_from_settings(None, old).enabled
+    assert not keyring_from_keys(None, old).enabled
     with pytest.raises(ConfigurationError, match="CLINSCRIBE_PREVIOUS_ENCRYPTION_KEYS"):
-        keyring_from_settings(current, "short")
+        keyring_from_keys(current, "short")
 
 
 # -- text -------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from clinscribe.security.rate_limit import RateLimiter, too_many_requests
+from clinscribe.errors import RateLimited
+from clinscribe.security.rate_limit import RateLimiter
 
 
 class FakeClock:
@@ -120,13 +121,14 @@ def test_nonsense_configuration_is_refused(
 
 
 def test_too_many_requests_response() -> None:
-    response = too_many_requests(2.1, "Too many sign-in attempts; wait a few seconds.")
-    assert response.status_code == 429
-    assert response.headers["retry-after"] == "3"
-    assert json.loads(bytes(response.body)) == {
+    """The 429 the service answers with (RateLimited through the app's error handler)."""
+    error = RateLimited("Too many sign-in attempts; wait a few seconds.", retry_after_s=2.1)
+    assert error.status_code == 429
+    assert error.headers()["Retry-After"] == "3"
+    assert json.loads(json.dumps(error.to_json())) == {
         "error": {
             "code": "rate_limited",
             "message": "Too many sign-in attempts; wait a few seconds.",
         }
     }
-    assert too_many_requests(0.01, "x").headers["retry-after"] == "1"
+    assert RateLimited("x", retry_after_s=0.01).headers()["Retry-After"] == "1"

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from clinscribe.models import Role
-from clinscribe.security.crypto import Keyring, generate_key, keyring_from_settings
+from clinscribe.security.crypto import Keyring, generate_key, keyring_from_keys
 from tests.support.accounts import Account, bearer, provision
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -158,7 +158,7 @@ class ServerProcess:
 
     def keyring(self) -> Keyring:
         """The server's keyring, to read encrypted values from its database in tests."""
-        return keyring_from_settings(self.encryption_key)
+        return keyring_from_keys(self.encryption_key)
 
     def db(self) -> sqlite3.Connection:
         """A read-only connection to the app database (SQLite mode)."""

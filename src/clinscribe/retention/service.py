@@ -10,14 +10,18 @@ in between, the consultation is still due and the next sweep finishes and audits
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from clinscribe.audit.service import record
 from clinscribe.auth.principal import system_actor
 from clinscribe.config import RetentionSettings
 from clinscribe.consultations import repository as consultations
 from clinscribe.db.engine import Database
+from clinscribe.models import Consultation
 from clinscribe.retention import repository
 from clinscribe.storage.audio import AudioStore
 
@@ -37,56 +41,51 @@ async def apply_retention(
     result = RetentionResult()
     if policy.audio_days_after_signed is not None:
         cutoff = now - timedelta(days=policy.audio_days_after_signed)
-        result.audio_deleted = await _delete_audio(db, audio, cutoff, now, policy)
+
+        async def delete_audio(session: AsyncSession, consultation: Consultation) -> None:
+            audio.delete(consultation.id)
+            consultation.audio_deleted_at = now
+            await _audit(session, consultation, "audio.deleted",
+                         days_after_signed=policy.audio_days_after_signed)  # fmt: skip
+
+        result.audio_deleted = await _sweep(db, repository.audio_due, cutoff, delete_audio)
     if policy.unsigned_days is not None:
         cutoff = now - timedelta(days=policy.unsigned_days)
-        result.consultations_deleted = await _delete_unsigned(db, audio, cutoff, policy)
+
+        async def delete_whole(session: AsyncSession, consultation: Consultation) -> None:
+            audio.delete(consultation.id)
+            await consultations.delete_consultation(session, consultation.id)
+            await _audit(session, consultation, "consultation.deleted",
+                         unsigned_days=policy.unsigned_days)  # fmt: skip
+
+        result.consultations_deleted = await _sweep(
+            db, repository.unsigned_due, cutoff, delete_whole
+        )
     return result
 
 
-async def _delete_audio(
-    db: Database, audio: AudioStore, cutoff: datetime, now: datetime, policy: RetentionSettings
-) -> int:
+FindDue = Callable[[AsyncSession, datetime, int], Awaitable[list[Consultation]]]
+Delete = Callable[[AsyncSession, Consultation], Awaitable[None]]
+
+
+async def _sweep(db: Database, find_due: FindDue, cutoff: datetime, delete: Delete) -> int:
+    """Apply ``delete`` to every due consultation, a committed batch at a time."""
     deleted = 0
     for _ in range(10_000):  # bounded: at most 2 million consultations per sweep
         async with db.session() as session:
-            due = await repository.audio_due(session, cutoff, _BATCH)
+            due = await find_due(session, cutoff, _BATCH)
             if not due:
-                return deleted
+                break
             for consultation in due:
-                audio.delete(consultation.id)
-                consultation.audio_deleted_at = now
-                await record(
-                    session,
-                    system_actor(consultation.clinic_id, ACTOR_LABEL),
-                    "audio.deleted",
-                    consultation_id=consultation.id,
-                    reason="retention",
-                    days_after_signed=policy.audio_days_after_signed,
-                )
+                await delete(session, consultation)
                 deleted += 1
     return deleted
 
 
-async def _delete_unsigned(
-    db: Database, audio: AudioStore, cutoff: datetime, policy: RetentionSettings
-) -> int:
-    deleted = 0
-    for _ in range(10_000):
-        async with db.session() as session:
-            due = await repository.unsigned_due(session, cutoff, _BATCH)
-            if not due:
-                return deleted
-            for consultation in due:
-                audio.delete(consultation.id)
-                await consultations.delete_consultation(session, consultation.id)
-                await record(
-                    session,
-                    system_actor(consultation.clinic_id, ACTOR_LABEL),
-                    "consultation.deleted",
-                    consultation_id=consultation.id,
-                    reason="retention",
-                    unsigned_days=policy.unsigned_days,
-                )
-                deleted += 1
-    return deleted
+async def _audit(
+    session: AsyncSession, consultation: Consultation, action: str, **detail: float | None
+) -> None:
+    actor = system_actor(consultation.clinic_id, ACTOR_LABEL)
+    await record(
+        session, actor, action, consultation_id=consultation.id, reason="retention", **detail
+    )

@@ -121,7 +121,7 @@ def parse_key(text: str, *, variable: str) -> EncryptionKey:
     return EncryptionKey.from_secret(secret)
 
 
-def keyring_from_settings(current: str | None, previous: str | None = None) -> Keyring:
+def keyring_from_keys(current: str | None, previous: str | None = None) -> Keyring:
     """The keyring for the two settings' raw values (empty or None current: encryption off)."""
     current_key = (
         parse_key(current, variable=CURRENT_KEY_VARIABLE) if current and current.strip() else None

@@ -25,4 +25,4 @@ def keyring_from_settings(settings: Settings) -> crypto.Keyring:
             "generate one with `clinscribe keys generate`, store it safely (losing it loses "
             "the data), and set it."
         )
-    return crypto.keyring_from_settings(current, previous)
+    return crypto.keyring_from_keys(current, previous)

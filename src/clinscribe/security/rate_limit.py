@@ -6,12 +6,9 @@ several worker processes each enforces its own share of the limit.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from starlette.responses import JSONResponse
 
 
 @dataclass(slots=True)
@@ -94,13 +91,3 @@ class RateLimiter:
         if excess > 0:
             for key in list(self._buckets)[:excess]:
                 del self._buckets[key]
-
-
-def too_many_requests(retry_after_s: float, message: str) -> JSONResponse:
-    """The service's 429 answer; Retry-After is whole seconds, never 0 (that invites a retry
-    storm)."""
-    return JSONResponse(
-        {"error": {"code": "rate_limited", "message": message}},
-        status_code=429,
-        headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
-    )
