@@ -162,6 +162,7 @@ def rotate() -> None:
         reencrypt_audio,
         reencrypt_database,
     )
+    from clinscribe.storage.audio import AudioStore
 
     settings = load_settings()
     try:
@@ -185,7 +186,13 @@ def rotate() -> None:
         rows, rows_left = asyncio.run(run())
     except ClinscribeError as error:
         fail(error)
-    files, files_left = reencrypt_audio(settings.audio_dir, keyring)
+    audio = AudioStore.from_settings(settings, keyring)
+    try:
+        files, files_left = reencrypt_audio(audio)
+    except ClinscribeError as error:
+        fail(error)
+    finally:
+        audio.close()
     typer.echo(
         f"re-encrypted {rows} database rows and {files} audio files "
         f"with key {keyring.current_key_id}"

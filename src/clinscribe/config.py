@@ -124,6 +124,41 @@ class RetentionSettings(_Section):
         return value
 
 
+class WebhookSettings(_Section):
+    """Signed webhook deliveries to clinic-registered URLs (docs/webhooks.md)."""
+
+    allow_private_addresses: bool = Field(
+        False,
+        description="accept URLs on loopback, private and link-local addresses (deliveries "
+        "inside your own network); the address of a URL is then not checked at all",
+    )
+    first_retry_s: float = Field(30.0, gt=0, description="wait before the first retry")
+    max_retry_s: float = Field(3600.0, gt=0, description="longest wait between two attempts")
+    give_up_after_h: float = Field(
+        24.0, gt=0, le=24 * 30, description="stop retrying this long after the first attempt"
+    )
+    timeout_s: float = Field(10.0, gt=0, le=120, description="for one delivery attempt")
+
+
+class StorageSettings(_Section):
+    """Where consultation audio is stored (encrypted with CLINSCRIBE_ENCRYPTION_KEY)."""
+
+    backend: Literal["local", "s3"] = Field(
+        "local", description="`local` (<data dir>/audio) or `s3` (any S3-compatible storage)"
+    )
+    s3_bucket: str | None = Field(None, description="the bucket; it must exist already")
+    s3_prefix: str = Field("", description="key prefix inside the bucket, e.g. `clinscribe/`")
+    s3_endpoint_url: str | None = Field(
+        None, description="for S3-compatible services (MinIO, Ceph, R2...); empty for AWS"
+    )
+    s3_region: str | None = None
+    s3_access_key_id: str | None = Field(
+        None, description="empty: boto3's usual sources (AWS_* variables, instance role)"
+    )
+    s3_secret_access_key: SecretStr | None = None
+    s3_timeout_s: float = Field(60.0, gt=0, description="connect and read timeout of a request")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CLINSCRIBE_",
@@ -198,6 +233,13 @@ class Settings(BaseSettings):
         1024, ge=16, description="largest request body except audio uploads"
     )
     retention: RetentionSettings = RetentionSettings()
+    storage: StorageSettings = StorageSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    public_base_url: str | None = Field(
+        None,
+        description="where users reach this service (https://scribe.example.org); makes the "
+        "links in webhook payloads absolute",
+    )
 
     @field_validator("default_language")
     @classmethod

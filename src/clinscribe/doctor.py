@@ -164,6 +164,27 @@ def _encryption(settings: Settings) -> Check:
     return Check("encryption at rest", True, f"AES-256-GCM, key id {keyring.current_key_id}{extra}")
 
 
+def _audio_storage(settings: Settings) -> Check:
+    from clinscribe.storage.blobs import blob_store_from_settings, probe
+
+    label = f"audio storage ({settings.storage.backend})"
+    if settings.storage.backend == "local":
+        return Check(label, True, str(settings.audio_dir))
+    try:
+        blobs = blob_store_from_settings(settings)
+    except ClinscribeError as error:
+        return Check(label, False, error.message)
+    try:
+        probe(blobs, settings.work_dir)
+    except ClinscribeError as error:
+        return Check(label, False, error.message)
+    except OSError as error:
+        return Check(label, False, f"{blobs.describe()}: {type(error).__name__}; check "
+                     "CLINSCRIBE_STORAGE__S3_* settings")  # fmt: skip
+    return Check(label, True, f"{blobs.describe()} reachable and writable")
+
+
 def run_checks(settings: Settings) -> list[Check]:
     return [_data_dir(settings), _database(settings), _encryption(settings),
-            _speech_to_text(settings), _note_writer(settings)]  # fmt: skip
+            _audio_storage(settings), _speech_to_text(settings),
+            _note_writer(settings)]  # fmt: skip

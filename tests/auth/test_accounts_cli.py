@@ -109,8 +109,8 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
     audio = server.data_dir / "audio" / consultation_id
     for path in audio.iterdir():
         assert is_encrypted_file(path) and new.is_current_file(path)
-    with new.open_reader(audio / "audio.wav") as reader:
-        assert reader.read(4) == b"RIFF"
+    with new.open_reader(audio / "audio.flac") as reader:
+        assert reader.read(4) == b"fLaC"
 
     async def read_back() -> list[str]:
         use_keyring(new)
@@ -134,7 +134,7 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
                 transcript = client.get(f"/api/consultations/{consultation_id}/transcript")
                 assert transcript.status_code == 200
                 audio_response = client.get(f"/api/consultations/{consultation_id}/audio")
-                assert audio_response.content[:4] == b"RIFF"
+                assert audio_response.content[:4] == b"fLaC"
         finally:
             server.kill()
 
@@ -151,9 +151,9 @@ def test_rotation_encrypts_data_stored_before_a_key_was_set(tmp_path: Path) -> N
             server.stop()
     assert "unencrypted" in server.log_text().lower()
     database = server.data_dir / "clinscribe.sqlite3"
-    audio = server.data_dir / "audio" / consultation_id / "audio.wav"
+    audio = server.data_dir / "audio" / consultation_id / "audio.flac"
     assert not any(v.startswith("enc1:") for v in _utterance_values(database))
-    assert audio.read_bytes()[:4] == b"RIFF"
+    assert audio.read_bytes()[:4] == b"fLaC"
 
     key = _run("keys", "generate").stdout.strip()
     env = {"CLINSCRIBE_DATA_DIR": str(server.data_dir), "CLINSCRIBE_ENCRYPTION_KEY": key}

@@ -58,7 +58,7 @@ def test_no_patient_data_at_rest_or_in_logs(tmp_path: Path) -> None:
             base = f"/api/consultations/{consultation_id}"
             transcript = client.get(f"{base}/transcript").json()
             note = client.get(f"{base}/note").json()
-            assert client.get(f"{base}/audio").content[:4] == b"RIFF"  # served decrypted
+            assert client.get(f"{base}/audio").content[:4] == b"fLaC"  # served decrypted
     finally:
         server.stop()
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import AsyncIterator
+from typing import BinaryIO
 
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from clinscribe.errors import BadRequest
+from clinscribe.errors import BadRequest, ClinscribeError
 from clinscribe.storage.audio import AudioStore
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -47,29 +50,73 @@ class _Unsatisfiable(BadRequest):
 
 
 def audio_response(store: AudioStore, consultation_id: str, range_header: str | None) -> Response:
-    size = store.size(consultation_id, "normalized")
-    first, last = (0, size - 1) if range_header is None else _parse_range(range_header, size)
+    """The normalized recording as stored (FLAC; WAV for consultations of earlier releases).
 
-    async def body() -> AsyncIterator[bytes]:
-        reader = await asyncio.to_thread(store.open, consultation_id, "normalized")
+    Opening it needs disk or network reads (S3), so that happens when the response is sent,
+    in a worker thread, not here on the event loop.
+    """
+    if range_header is not None and _RANGE.match(range_header.strip()) is None:
+        _parse_range(range_header, 0)  # raises the 400 now, before anything is read
+    return _StoredAudio(store, consultation_id, range_header)
+
+
+class _StoredAudio(Response):
+    def __init__(self, store: AudioStore, consultation_id: str, range_header: str | None) -> None:
+        super().__init__()
+        self._store = store
+        self._id = consultation_id
+        self._range = range_header
+
+    def _open(self) -> tuple[BinaryIO, int, str]:
+        reader = self._store.open(self._id, "normalized")
         try:
-            await asyncio.to_thread(reader.seek, first)
-            remaining = last - first + 1
-            while remaining > 0:
-                piece = await asyncio.to_thread(reader.read, min(_PIECE, remaining))
-                if not piece:
-                    break
-                remaining -= len(piece)
-                yield piece
+            return reader, reader.seek(0, io.SEEK_END), self._store.media_type(self._id)
+        except BaseException:
+            reader.close()
+            raise
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            reader, size, media_type = await asyncio.to_thread(self._open)
+        except ClinscribeError as error:  # storage unreachable: say so, like any endpoint error
+            await _error(error)(scope, receive, send)
+            return
+        try:
+            try:
+                first, last = (
+                    (0, size - 1) if self._range is None else _parse_range(self._range, size)
+                )
+            except ClinscribeError as error:  # 416, or 400 for 'bytes=-'
+                await _error(error)(scope, receive, send)
+                return
+            headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - first + 1)}
+            if self._range is not None:
+                headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+            response = StreamingResponse(
+                _pieces(reader, first, last),
+                status_code=206 if self._range is not None else 200,
+                media_type=media_type,
+                headers=headers,
+            )
+            await response(scope, receive, send)
         finally:
             reader.close()
 
-    headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - first + 1)}
-    if range_header is not None:
-        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    return StreamingResponse(
-        body(),
-        status_code=206 if range_header is not None else 200,
-        media_type="audio/wav",
-        headers=headers,
+
+def _error(error: ClinscribeError) -> Response:
+    return JSONResponse(
+        status_code=error.status_code,
+        content=error.to_json(),
+        headers=error.headers(),
     )
+
+
+async def _pieces(reader: BinaryIO, first: int, last: int) -> AsyncIterator[bytes]:
+    await asyncio.to_thread(reader.seek, first)
+    remaining = last - first + 1
+    while remaining > 0:
+        piece = await asyncio.to_thread(reader.read, min(_PIECE, remaining))
+        if not piece:
+            break
+        remaining -= len(piece)
+        yield piece

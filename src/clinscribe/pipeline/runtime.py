@@ -39,7 +39,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keyring = keyring_from_settings(settings)
-        self.audio = AudioStore(settings.audio_dir, settings.work_dir, self.keyring)
+        self.audio = AudioStore.from_settings(settings, self.keyring)
         self.templates = TemplateLibrary.from_directory(settings.resolved_templates_dir)
         self.note_engine_ready = False  # dictionaries loaded (see notes/warmup.py)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopResources] = {}

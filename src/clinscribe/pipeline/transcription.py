@@ -92,7 +92,7 @@ def _decrypt_piece(
 ) -> Path:
     """A plaintext WAV of the piece (or the whole recording) in ``directory``."""
     whole = directory / "audio.wav"
-    runtime.keyring.decrypt_file(runtime.audio.path(consultation_id, "normalized"), whole)
+    runtime.audio.write_plaintext(consultation_id, "normalized", whole)
     if chunk is None:
         return whole
     piece = directory / f"chunk-{chunk.index:04d}.wav"

@@ -10,6 +10,7 @@ in between, the consultation is still due and the next sweep finishes and audits
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,7 +44,7 @@ async def apply_retention(
         cutoff = now - timedelta(days=policy.audio_days_after_signed)
 
         async def delete_audio(session: AsyncSession, consultation: Consultation) -> None:
-            audio.delete(consultation.id)
+            await asyncio.to_thread(audio.delete, consultation.id)
             consultation.audio_deleted_at = now
             await _audit(session, consultation, "audio.deleted",
                          days_after_signed=policy.audio_days_after_signed)  # fmt: skip
@@ -53,7 +54,7 @@ async def apply_retention(
         cutoff = now - timedelta(days=policy.unsigned_days)
 
         async def delete_whole(session: AsyncSession, consultation: Consultation) -> None:
-            audio.delete(consultation.id)
+            await asyncio.to_thread(audio.delete, consultation.id)
             await consultations.delete_consultation(session, consultation.id)
             await _audit(session, consultation, "consultation.deleted",
                          unsigned_days=policy.unsigned_days)  # fmt: skip

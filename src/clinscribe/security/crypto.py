@@ -215,9 +215,20 @@ class Keyring:
 
     def open_reader(self, path: Path) -> BinaryIO:
         """A seekable plaintext view of ``path``, decrypting only the segments read."""
-        if not is_encrypted_file(path):
-            return path.open("rb")
-        return io.BufferedReader(_DecryptingReader(path, self))
+        return self.open_stream_reader(path.open("rb"))
+
+    def open_stream_reader(self, stored: BinaryIO) -> BinaryIO:
+        """A seekable plaintext view of a seekable stream of stored bytes (a local file or a
+        ranged object-storage reader), which it takes over and closes."""
+        try:
+            encrypted = stored.read(len(FILE_MAGIC)) == FILE_MAGIC
+            stored.seek(0)
+            if not encrypted:
+                return stored
+            return io.BufferedReader(_DecryptingReader(stored, self))
+        except BaseException:
+            stored.close()
+            raise
 
     def encrypt_file(
         self, source: Path, target: Path, *, segment_size: int = DEFAULT_SEGMENT_SIZE
@@ -244,10 +255,15 @@ class Keyring:
             return _Layout.read(file).plaintext_size
 
     def is_current_file(self, path: Path) -> bool:
-        if not is_encrypted_file(path):
-            return self._current is None
         with path.open("rb") as file:
-            key_id = _Layout.read(file).key_id
+            return self.is_current_stream(file)
+
+    def is_current_stream(self, stored: BinaryIO) -> bool:
+        """Whether a seekable stream of stored bytes is sealed with the current key."""
+        if stored.read(len(FILE_MAGIC)) != FILE_MAGIC:
+            return self._current is None
+        stored.seek(0)
+        key_id = _Layout.read(stored).key_id
         return self._current is not None and key_id == self._current.id
 
 
@@ -352,7 +368,7 @@ class _Layout:
         if len(header) != _HEADER.size:
             raise _damaged()
         magic, raw_id, segment_size = _HEADER.unpack(header)
-        body = os.fstat(file.fileno()).st_size - _HEADER.size
+        body = file.seek(0, io.SEEK_END) - _HEADER.size
         try:
             key_id = raw_id.decode("ascii")
         except UnicodeDecodeError:
@@ -374,10 +390,9 @@ class _Layout:
 class _DecryptingReader(io.RawIOBase):
     """Random access to an encrypted file, one cached decrypted segment at a time."""
 
-    def __init__(self, path: Path, keyring: Keyring) -> None:
+    def __init__(self, stored: BinaryIO, keyring: Keyring) -> None:
         super().__init__()
-        self.name = str(path)
-        self._file = path.open("rb")
+        self._file = stored
         try:
             self._layout = _Layout.read(self._file)
             self._aead = AESGCM(keyring._key(self._layout.key_id).secret)

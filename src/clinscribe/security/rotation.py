@@ -1,7 +1,7 @@
 """Re-encrypting stored data with the current key (after rotation, or after enabling a key).
 
 Safe beside a running service: rows are rewritten in small committed batches (no long write
-lock), only the two stored audio files of each consultation are touched (never a writer's
+lock), only the stored audio blobs of each consultation are touched (never a writer's
 temporary file), and a consultation deleted meanwhile is skipped. A final count of values and
 files still under another key tells the operator whether the old key can be dropped.
 """
@@ -9,7 +9,6 @@ files still under another key tells the operator whether the old key can be drop
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import attributes
@@ -18,9 +17,9 @@ from clinscribe.db.base import Base
 from clinscribe.db.encrypted import EncryptedJSON, EncryptedText
 from clinscribe.db.engine import Database
 from clinscribe.security.crypto import Keyring
+from clinscribe.storage.audio import AudioStore
 
 _BATCH = 200
-_AUDIO_FILES = ("original", "audio.wav")
 
 
 @dataclass
@@ -80,34 +79,10 @@ async def count_stale_values(db: Database, keyring: Keyring) -> int:
     return stale
 
 
-def _audio_files(audio_dir: Path) -> list[Path]:
-    if not audio_dir.exists():
-        return []
-    return [
-        consultation / name
-        for consultation in sorted(audio_dir.iterdir())
-        if consultation.is_dir()
-        for name in _AUDIO_FILES
-    ]
-
-
-def reencrypt_audio(audio_dir: Path, keyring: Keyring) -> tuple[int, int]:
-    """Re-encrypt stored audio not under the current key, in place (atomic per file).
+def reencrypt_audio(audio: AudioStore) -> tuple[int, int]:
+    """Re-encrypt stored audio not under the current key, wherever it is stored (local
+    directory or object storage), one blob at a time (each replaced atomically).
 
     Returns (files re-encrypted, files still under another key).
     """
-    done = left = 0
-    for path in _audio_files(audio_dir):
-        try:
-            if keyring.is_current_file(path):
-                continue
-            keyring.encrypt_file(path, path)
-            done += 1
-        except FileNotFoundError:
-            continue  # deleted meanwhile (or not prepared yet)
-    for path in _audio_files(audio_dir):
-        try:
-            left += 0 if keyring.is_current_file(path) else 1
-        except FileNotFoundError:
-            continue
-    return done, left
+    return audio.reencrypt()

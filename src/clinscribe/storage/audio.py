@@ -1,21 +1,31 @@
-"""Where consultation audio lives: one directory per consultation, encrypted at rest.
+"""Where consultation audio lives: encrypted blobs in a local directory or S3-compatible storage.
 
-<data_dir>/audio/<consultation id>/original    the upload, byte for byte (encrypted)
-<data_dir>/audio/<consultation id>/audio.wav   16 kHz mono WAV made by preparing_audio (encrypted)
-<data_dir>/work/proc-<random>/                 this process's plaintext working copies and
-                                               partial uploads, only while they are needed
+Blob keys (for the local backend, files under <data_dir>/audio/)::
 
-Decoders and speech-to-text engines want a file path, so a step that needs the audio gets a
-decrypted working copy (:meth:`AudioStore.plaintext`) that is removed when the step ends. Each
-process keeps its working files in its own directory, holding an exclusive lock on the
-directory's ``.owner`` file for as long as it lives; a directory whose lock nobody holds
-belonged to a process that died, and is removed (at start and then periodically).
+    <consultation id>/original     the upload, byte for byte (encrypted)
+    <consultation id>/audio.flac   16 kHz mono audio made by preparing_audio, as FLAC (encrypted)
+    <consultation id>/audio.wav    the same as WAV, as stored by earlier releases (still read)
+
+<data_dir>/work/proc-<random>/ holds this process's plaintext working copies and partial
+uploads, only while they are needed.
+
+Encryption happens here, before a blob store sees any byte: the blob store (storage/blobs.py)
+keeps only ciphertext. Decoders and speech-to-text engines want a file path, so a step that
+needs the audio gets a decrypted working copy (:meth:`AudioStore.plaintext`; the normalized
+audio always as WAV) that is removed when the step ends. Each process keeps its working files
+in its own directory, holding an exclusive lock on the directory's ``.owner`` file for as long
+as it lives; a directory whose lock nobody holds belonged to a process that died, and is
+removed (at start and then periodically).
+
+Every method blocks (disk, network, codecs): call them from async code through
+``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import shutil
 import tempfile
 import threading
@@ -24,22 +34,33 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, BinaryIO, Literal
 
-from clinscribe.security.crypto import Keyring
+from clinscribe.config import Settings
+from clinscribe.security.crypto import DEFAULT_SEGMENT_SIZE, Keyring
+from clinscribe.storage.blobs import BlobStore, LocalBlobStore, blob_store_from_settings
+from clinscribe.storage.flac import flac_to_wav, wav_to_flac
 
 AudioKind = Literal["original", "normalized"]
-_NAMES: dict[AudioKind, str] = {"original": "original", "normalized": "audio.wav"}
+_ORIGINAL = "original"
+_FLAC = "audio.flac"
+_LEGACY_WAV = "audio.wav"
+_STORED_NAMES = (_ORIGINAL, _FLAC, _LEGACY_WAV)
 _OWNER = ".owner"
 _UNOWNED_GRACE_S = 60
 
 
 class AudioStore:
-    def __init__(self, root: Path, work_root: Path, keyring: Keyring) -> None:
-        self.root = root
+    def __init__(self, blobs: Path | BlobStore, work_root: Path, keyring: Keyring) -> None:
+        """``blobs``: a directory (the local backend) or any :class:`BlobStore`."""
+        self.blobs: BlobStore = LocalBlobStore(blobs) if isinstance(blobs, Path) else blobs
         self.work_root = work_root
         self.keyring = keyring
         self._own_dir: Path | None = None
         self._owner_lock: IO[str] | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, keyring: Keyring) -> AudioStore:
+        return cls(blob_store_from_settings(settings), settings.work_dir, keyring)
 
     def process_dir(self) -> Path:
         """This process's private directory for plaintext working files (created once)."""
@@ -63,37 +84,57 @@ class AudioStore:
                 self._owner_lock.close()
                 self._own_dir = self._owner_lock = None
 
-    def _dir(self, consultation_id: str) -> Path:
+    @staticmethod
+    def _prefix(consultation_id: str) -> str:
         if not consultation_id.isalnum():
             raise ValueError("consultation ids are alphanumeric")
-        return self.root / consultation_id
+        return f"{consultation_id}/"
 
-    def path(self, consultation_id: str, kind: AudioKind) -> Path:
-        """The stored (encrypted) file; read it through :meth:`open` or :meth:`plaintext`."""
-        return self._dir(consultation_id) / _NAMES[kind]
+    def _key(self, consultation_id: str, kind: AudioKind) -> str:
+        """The stored blob of ``kind`` (for normalized audio, FLAC unless only a WAV exists)."""
+        prefix = self._prefix(consultation_id)
+        if kind == "original":
+            return prefix + _ORIGINAL
+        if self.blobs.exists(prefix + _FLAC) or not self.blobs.exists(prefix + _LEGACY_WAV):
+            return prefix + _FLAC
+        return prefix + _LEGACY_WAV
 
-    def adopt_upload(self, consultation_id: str, upload: Path) -> Path:
+    def adopt_upload(self, consultation_id: str, upload: Path) -> None:
         """Encrypt a validated upload into place and remove the plaintext upload."""
-        return self.store(consultation_id, "original", upload)
+        self.store(consultation_id, "original", upload)
 
-    def store(self, consultation_id: str, kind: AudioKind, plaintext: Path) -> Path:
-        target = self.path(consultation_id, kind)
-        target.parent.mkdir(parents=True, exist_ok=True)
+    def store(self, consultation_id: str, kind: AudioKind, plaintext: Path) -> None:
+        """Seal ``plaintext`` (for normalized audio: the 16 kHz WAV, kept as FLAC) and store it;
+        the plaintext file is removed either way."""
+        prefix = self._prefix(consultation_id)
         try:
-            self.keyring.encrypt_file(plaintext, target)
+            with self.workspace() as directory:
+                source, key = plaintext, prefix + _ORIGINAL
+                if kind == "normalized":
+                    source, key = directory / _FLAC, prefix + _FLAC
+                    wav_to_flac(plaintext, source)
+                sealed = directory / "sealed"
+                self.keyring.encrypt_file(source, sealed)
+                self.blobs.put(key, sealed)
         finally:
             plaintext.unlink(missing_ok=True)
-        return target
 
     def open(self, consultation_id: str, kind: AudioKind) -> BinaryIO:
-        """A seekable reader of the plaintext, decrypting as it reads."""
-        return self.keyring.open_reader(self.path(consultation_id, kind))
+        """A seekable reader of the stored audio's plaintext (FLAC, or WAV for older
+        consultations; see :meth:`media_type`), decrypting as it reads."""
+        return self.keyring.open_stream_reader(self.blobs.open(self._key(consultation_id, kind)))
 
     def size(self, consultation_id: str, kind: AudioKind) -> int:
-        return self.keyring.plaintext_size(self.path(consultation_id, kind))
+        with self.open(consultation_id, kind) as reader:
+            return reader.seek(0, io.SEEK_END)
+
+    def media_type(self, consultation_id: str) -> str:
+        """The MIME type of what :meth:`open` gives for the normalized audio."""
+        key = self._key(consultation_id, "normalized")
+        return "audio/flac" if key.endswith(_FLAC) else "audio/wav"
 
     def has(self, consultation_id: str, kind: AudioKind) -> bool:
-        return self.path(consultation_id, kind).exists()
+        return self.blobs.exists(self._key(consultation_id, kind))
 
     @contextlib.contextmanager
     def workspace(self) -> Iterator[Path]:
@@ -106,17 +147,69 @@ class AudioStore:
 
     @contextlib.contextmanager
     def plaintext(self, consultation_id: str, kind: AudioKind) -> Iterator[Path]:
-        """A decrypted working copy of the audio, deleted when the block ends."""
+        """A decrypted working copy of the audio (normalized: a 16 kHz mono WAV), deleted when
+        the block ends."""
         with self.workspace() as directory:
-            copy = directory / _NAMES[kind]
-            self.keyring.decrypt_file(self.path(consultation_id, kind), copy)
+            copy = directory / ("audio.wav" if kind == "normalized" else _ORIGINAL)
+            self.write_plaintext(consultation_id, kind, copy)
             yield copy
 
+    def write_plaintext(self, consultation_id: str, kind: AudioKind, target: Path) -> None:
+        """Decrypt the audio into ``target``, a path in a :meth:`workspace` (normalized audio
+        as the 16 kHz mono WAV that speech-to-text takes, whatever its stored form)."""
+        key = self._key(consultation_id, kind)
+        compact = key.endswith(_FLAC)
+        copy = target.with_name(target.name + ".flac") if compact else target
+        try:
+            with self.open(consultation_id, kind) as plain, copy.open("wb") as out:
+                shutil.copyfileobj(plain, out, DEFAULT_SEGMENT_SIZE)
+            if compact:
+                flac_to_wav(copy, target)
+        finally:
+            if compact:
+                copy.unlink(missing_ok=True)
+
     def delete(self, consultation_id: str) -> None:
-        shutil.rmtree(self._dir(consultation_id), ignore_errors=True)
+        self.blobs.delete_prefix(self._prefix(consultation_id))
 
     def exists(self, consultation_id: str) -> bool:
-        return self._dir(consultation_id).exists()
+        return bool(self.blobs.keys(self._prefix(consultation_id)))
+
+    def reencrypt(self) -> tuple[int, int]:
+        """Re-seal stored audio not under the current key (after a key rotation).
+
+        Returns (blobs re-encrypted, blobs still under another key). A consultation deleted
+        meanwhile is skipped (checked just before each blob is written back).
+        """
+        done = 0
+        for key in self._audio_keys():
+            try:
+                if self._is_current(key):
+                    continue
+                with self.workspace() as directory:
+                    sealed = directory / "sealed"
+                    with (
+                        self.keyring.open_stream_reader(self.blobs.open(key)) as plain,
+                        self.keyring.open_writer(sealed) as out,
+                    ):
+                        shutil.copyfileobj(plain, out, DEFAULT_SEGMENT_SIZE)
+                    if self.blobs.exists(key):
+                        self.blobs.put(key, sealed)
+                        done += 1
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+        left = 0
+        for key in self._audio_keys():
+            with contextlib.suppress(FileNotFoundError):
+                left += 0 if self._is_current(key) else 1
+        return done, left
+
+    def _audio_keys(self) -> list[str]:
+        return [k for k in self.blobs.keys("") if k.rpartition("/")[2] in _STORED_NAMES]
+
+    def _is_current(self, key: str) -> bool:
+        with self.blobs.open(key) as stored:
+            return self.keyring.is_current_stream(stored)
 
     def remove_abandoned_work(self) -> int:
         """Remove the working directories of processes that died (their lock is free)."""
