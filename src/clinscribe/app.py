@@ -26,6 +26,7 @@ from clinscribe.consultations.upload import remove_abandoned_uploads
 from clinscribe.db import migrate
 from clinscribe.db.encrypted import use_keyring
 from clinscribe.errors import ClinscribeError
+from clinscribe.exports.endpoints import router as exports_router
 from clinscribe.logging import configure_logging
 from clinscribe.notes.endpoints import router as notes_router
 from clinscribe.notes.warmup import warm_up as warm_up_notes
@@ -35,6 +36,8 @@ from clinscribe.security.body_limit import BodySizeLimitMiddleware
 from clinscribe.security.headers import SecurityHeadersMiddleware
 from clinscribe.security.keys import UNENCRYPTED_WARNING
 from clinscribe.web.pages import router as pages_router
+from clinscribe.webhooks import delivery as webhook_delivery
+from clinscribe.webhooks.endpoints import router as webhooks_router
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -63,6 +66,7 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
     set_runtime(runtime)
     engine.configure(settings)
     reconciler: asyncio.Task[None] | None = None
+    dispatcher: asyncio.Task[None] | None = None  # starts webhook deliveries
     warm_up: asyncio.Task[None] | None = None
     try:
         # Drug names, negation triggers, ICD-10-CM: seconds to load; in a thread, while DBOS
@@ -71,6 +75,7 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
         if run_worker:
             await engine.launch(settings)
             reconciler = asyncio.create_task(engine.reconcile_forever(runtime))
+            dispatcher = asyncio.create_task(webhook_delivery.dispatch_forever(runtime))
             log.info(
                 "worker started",
                 application_version=settings.application_version,
@@ -81,10 +86,11 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
     finally:
         if warm_up is not None:
             await asyncio.gather(warm_up, return_exceptions=True)
-        if reconciler is not None:
-            reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reconciler
+        for task in (reconciler, dispatcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         # Stop taking work, give running consultations the grace period, then stop DBOS.
         # Whatever is unfinished resumes at its first unfinished step on the next start.
         await asyncio.to_thread(engine.shutdown, settings.shutdown_grace_s if run_worker else 0)
@@ -130,6 +136,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     app.include_router(consultations_router)
     app.include_router(accounts_router)
     app.include_router(notes_router)
+    app.include_router(webhooks_router)
+    app.include_router(exports_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Audio uploads have their own streaming limit (CLINSCRIBE_MAX_UPLOAD_MB).

@@ -85,6 +85,20 @@ class RateLimited(BadRequest):
         return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
 
 
+class TryAgainShortly(ClinscribeError):
+    """The request cannot be answered yet, but the same request will be soon (503)."""
+
+    status_code = 503
+    code = "try_again"
+
+    def __init__(self, message: str, *, retry_after_s: float = 2.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+
+
 class ConsultationGone(ClinscribeError):
     status_code = 409
     code = "consultation_deleted"

@@ -282,3 +282,83 @@ def test_a_note_cannot_be_edited_coded_or_signed_while_processing(
             assert response.status_code == 409, (path, response.text)
             assert response.json()["error"]["code"] == "not_completed"
     assert fake_server.wait_terminal(consultation_id)["status"] == "completed"
+
+
+def test_an_upload_repeated_with_its_idempotency_key_creates_one_consultation(
+    fake_server: ServerProcess,
+) -> None:
+    """A client that lost the answer (network drop) sends the recording again with its key."""
+    content = SHORT_WAV.read_bytes()
+    key = "rec-6f1c2a9e-3b7d-4c55-9a10-0d2f5e8b7c41"
+    answers = []
+    with fake_server.client() as client:
+        for _ in range(3):
+            answers.append(
+                client.post(
+                    "/api/consultations",
+                    files={"audio": ("visit.wav", content, "audio/wav")},
+                    headers={"Idempotency-Key": key},
+                )
+            )
+        other = client.post(
+            "/api/consultations",
+            files={"audio": ("visit.wav", content, "audio/wav")},
+            headers={"Idempotency-Key": key.replace("rec-", "rec2-")},
+        )
+        bad = client.post(
+            "/api/consultations",
+            files={"audio": ("visit.wav", content, "audio/wav")},
+            headers={"Idempotency-Key": "no spaces allowed"},
+        )
+        listed = client.get("/api/consultations").json()["items"]
+    assert [a.status_code for a in answers] == [202, 200, 200]
+    assert answers[1].headers["idempotent-replayed"] == "true"
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert other.status_code == 202 and other.json()["id"] != answers[0].json()["id"]
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_idempotency_key"
+    assert len(listed) == 2
+    # Another clinic sending the same key gets its own consultation, never this one.
+    stranger = fake_server.client(fake_server.provision("Other Clinic"))
+    with stranger:
+        theirs = stranger.post(
+            "/api/consultations",
+            files={"audio": ("visit.wav", content, "audio/wav")},
+            headers={"Idempotency-Key": key},
+        )
+    assert theirs.status_code == 202 and theirs.json()["id"] != answers[0].json()["id"]
+    # Deleted, then sent again with the same key: refused, never a consultation reusing the id.
+    first = answers[0].json()["id"]
+    fake_server.wait_terminal(first)
+    with fake_server.client() as client:
+        assert client.delete(f"/api/consultations/{first}").status_code == 204
+        reused = client.post(
+            "/api/consultations",
+            files={"audio": ("visit.wav", content, "audio/wav")},
+            headers={"Idempotency-Key": key},
+        )
+    assert reused.status_code == 409
+    assert reused.json()["error"]["code"] == "idempotency_key_used"
+
+
+def test_an_edit_based_on_an_old_version_is_refused_not_silently_replaced(
+    fake_server: ServerProcess,
+) -> None:
+    consultation_id = _upload(fake_server)
+    assert fake_server.wait_terminal(consultation_id)["status"] == "completed"
+    url = f"/api/consultations/{consultation_id}/note"
+    with fake_server.client() as client:
+        note = client.get(url).json()
+        sections = [
+            {"key": s["key"], "title": s["title"],
+             "sentences": [{"text": x["text"], "evidence": x["evidence"]} for x in s["sentences"]]}
+            for s in note["sections"]
+        ]  # fmt: skip
+        first = client.put(url, json={"sections": sections, "base_version": 1})
+        assert first.status_code == 200 and first.json()["version"] == 2
+        late = client.put(url, json={"sections": sections, "base_version": 1})
+        assert late.status_code == 409 and late.json()["error"]["code"] == "stale_version"
+        assert "version 2" in late.json()["error"]["message"]
+        decision = client.patch(f"{url}/codes/J02.9", json={"status": "accepted", "version": 1})
+        assert decision.status_code == 409
+        assert decision.json()["error"]["code"] == "stale_version"
+        assert client.get(url).json()["version"] == 2  # nothing was saved by the late edit

@@ -8,8 +8,8 @@ Expected, for every protected operation:
     no / garbage / revoked / malformed credentials, unknown session  -> 401, an error body only
     a web session without the X-CSRF-Token header, unsafe method     -> 403 csrf_failed
     a clinician on an admin-only operation                           -> 403 admin_only
-    another clinic's id (consultation, API key, user)                -> 404, the very same answer
-                                                                        as for an id that does not
+    another clinic's id (consultation, API key, user, webhook,       -> 404, the very same answer
+    a webhook delivery under the caller's own webhook)                  as for an id that does not
                                                                         exist
     the caller's own clinic                                          -> the operation's success
 And for every answer: no id, email or name of a clinic other than the caller's appears in it.
@@ -41,7 +41,7 @@ from clinscribe.models import Role
 from tests.fakes.openai_compat import FakeOpenAIServer
 from tests.support.accounts import TEST_PASSWORD, Account, bearer
 from tests.support.audio import SHORT_WAV
-from tests.support.server import TERMINAL, ServerProcess, fake_stt_env
+from tests.support.server import TERMINAL, ServerProcess, fake_stt_env, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +54,10 @@ GENEROUS_LIMITS = {
     "CLINSCRIBE_IP_REQUESTS_PER_MINUTE": "1000000",
     "CLINSCRIBE_API_REQUESTS_PER_MINUTE": "1000000",
 }
+# Webhooks point at a closed port on loopback (allowed for this server only): deliveries are
+# attempted and fail, nothing is sent beyond this machine.
+HOOK_URL = f"http://127.0.0.1:{free_port()}/hooks"
+LOOPBACK_WEBHOOKS = {"CLINSCRIBE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES": "true"}
 Outcome = tuple[int, str | None]  # status, error code (None: any, or a success)
 
 
@@ -69,6 +73,8 @@ class Owned(Enum):
     CONSULTATION = "consultation_not_found"
     API_KEY = "api_key_not_found"
     USER = "user_not_found"
+    WEBHOOK = "webhook_not_found"
+    DELIVERY = "delivery_not_found"  # under the caller's own webhook
 
 
 @dataclass
@@ -79,6 +85,9 @@ class ClinicData:
     to_delete: dict[str, str] = field(default_factory=dict)  # caller name -> its own to delete
     staff_user: str = ""  # a user admins PATCH
     victim_key: str = ""  # an API key admins revoke
+    webhook: str = ""  # a subscription with deliveries, shared by non-destructive cases
+    delivery: str = ""  # one of its deliveries
+    webhooks_to_delete: dict[str, str] = field(default_factory=dict)  # admin caller -> its own
     markers: set[str] = field(default_factory=set)  # must never reach another clinic's callers
 
 
@@ -153,18 +162,32 @@ def _event_stream(response: httpx.Response, clinic: ClinicData) -> str | None:
     return None if "event: status" in response.text else "no status event"
 
 
-def _whole_wav(response: httpx.Response, clinic: ClinicData) -> str | None:
-    return None if response.content[:4] == b"RIFF" else "not a WAV file"
+def _whole_audio(response: httpx.Response, clinic: ClinicData) -> str | None:
+    return None if response.content[:4] == b"fLaC" else "not a FLAC file"
 
 
 def _first_100_bytes(response: httpx.Response, clinic: ClinicData) -> str | None:
-    if len(response.content) != 100 or response.content[:4] != b"RIFF":
-        return f"{len(response.content)} bytes, not the first 100 of the WAV"
+    if len(response.content) != 100 or response.content[:4] != b"fLaC":
+        return f"{len(response.content)} bytes, not the first 100 of the FLAC"
     return None
 
 
 def _no_items(response: httpx.Response, clinic: ClinicData) -> str | None:
     return None if response.json()["items"] == [] else "lists another clinic's audit events"
+
+
+def _fhir_document(response: httpx.Response, clinic: ClinicData) -> str | None:
+    if response.headers.get("content-type") != "application/fhir+json":
+        return "not FHIR JSON"
+    return None if response.json().get("type") == "document" else "not a document Bundle"
+
+
+def _pdf(response: httpx.Response, clinic: ClinicData) -> str | None:
+    return None if response.content.startswith(b"%PDF-") else "not a PDF"
+
+
+def _plain_text(response: httpx.Response, clinic: ClinicData) -> str | None:
+    return None if response.headers.get("content-type", "").startswith("text/plain") else "not text"
 
 
 NOTE_EDIT = {
@@ -177,6 +200,7 @@ NOTE_EDIT = {
     ]
 }
 CONSULTATION = "/api/consultations/{consultation_id}"
+WEBHOOK = "/api/webhooks/{webhook_id}"
 AUTH, ADMIN = Access.AUTHENTICATED, Access.ADMIN
 
 # Every operation, in the order each caller runs them (PUT note before sign: the sign then finds
@@ -208,7 +232,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("GET", f"{CONSULTATION}/events", AUTH, Owned.CONSULTATION, check=_event_stream),
     Operation("GET", f"{CONSULTATION}/transcript", AUTH, Owned.CONSULTATION),
-    Operation("GET", f"{CONSULTATION}/audio", AUTH, Owned.CONSULTATION, check=_whole_wav),
+    Operation("GET", f"{CONSULTATION}/audio", AUTH, Owned.CONSULTATION, check=_whole_audio),
     Operation(
         "GET",
         f"{CONSULTATION}/audio",
@@ -251,6 +275,18 @@ OPERATIONS: tuple[Operation, ...] = (
         Owned.CONSULTATION,
         request=lambda w, foreign: Payload(json={"signed_by": "Dr Matrix"}),
     ),
+    Operation("GET", f"{CONSULTATION}/note/fhir", AUTH, Owned.CONSULTATION, check=_fhir_document),
+    # Signed just before by this caller; a caller that could not sign (no CSRF token) finds the
+    # previous caller's regenerated draft: 409 not_signed, after the clinic's lookup (404).
+    Operation(
+        "GET",
+        f"{CONSULTATION}/note/pdf",
+        AUTH,
+        Owned.CONSULTATION,
+        ok=((200, None), (409, "not_signed")),
+        check=_pdf,
+    ),
+    Operation("GET", f"{CONSULTATION}/note/text", AUTH, Owned.CONSULTATION, check=_plain_text),
     Operation(
         "POST",
         f"{CONSULTATION}/note/regenerate",
@@ -307,9 +343,44 @@ OPERATIONS: tuple[Operation, ...] = (
         check=_no_items,
     ),
     Operation("DELETE", CONSULTATION, AUTH, Owned.CONSULTATION, ((204, None),), destructive=True),
+    Operation("GET", "/api/webhooks", ADMIN, check=_shows(lambda c: c.webhook)),
+    Operation(
+        "POST",
+        "/api/webhooks",
+        ADMIN,
+        ok=((201, None),),
+        request=lambda w, foreign: Payload(
+            json={"url": f"{HOOK_URL}/new", "events": ["note.signed"], "enabled": False}
+        ),
+    ),
+    Operation("GET", WEBHOOK, ADMIN, Owned.WEBHOOK, check=_shows(lambda c: c.webhook)),
+    Operation(
+        "PATCH",
+        WEBHOOK,
+        ADMIN,
+        Owned.WEBHOOK,
+        request=lambda w, foreign: Payload(json={"description": "matrix"}),
+    ),
+    Operation(
+        "GET",
+        f"{WEBHOOK}/deliveries",
+        ADMIN,
+        Owned.WEBHOOK,
+        request=lambda w, foreign: Payload(params={"limit": 200}),
+        check=_shows(lambda c: c.delivery),
+    ),
+    Operation(
+        "POST",
+        f"{WEBHOOK}/deliveries/{{delivery_id}}/redeliver",
+        ADMIN,
+        Owned.DELIVERY,
+        ok=((202, None),),
+        check=_shows(lambda c: c.delivery),  # redelivery_of
+    ),
     Operation(
         "DELETE", "/api/api-keys/{key_id}", ADMIN, Owned.API_KEY, ((204, None),), destructive=True
     ),
+    Operation("DELETE", WEBHOOK, ADMIN, Owned.WEBHOOK, ((204, None),), destructive=True),
 )
 
 
@@ -338,6 +409,19 @@ class Page:
 PAGES = (
     Page("GET", "/", signed_in=(200, None), signed_out=(303, "/sign-in")),
     Page("GET", "/sign-in", signed_in=(303, "/"), signed_out=(200, None)),
+    Page(
+        "GET",
+        "/consultations/new",
+        signed_in=(200, None),
+        signed_out=(303, "/sign-in?next=%2Fconsultations%2Fnew"),
+    ),
+    Page("GET", "/consultations/rows", signed_in=(200, None), signed_out=(401, None)),
+    Page(
+        "GET",
+        "/consultations/0123456789abcdef0123456789abcdef",
+        signed_in=(404, None),
+        signed_out=(303, "/sign-in?next=%2Fconsultations%2F0123456789abcdef0123456789abcdef"),
+    ),
     # Without the form's token a sign-out is refused (and the session kept: later cases use it).
     Page("POST", "/sign-out", signed_in=(303, "/"), signed_out=(303, "/sign-in"), data={}),
     # Without the sign-in form's cookie + token pair, no sign-in whoever asks.
@@ -394,6 +478,12 @@ def target_id(world: World, op: Operation, caller: Caller, target: str) -> str:
         return clinic.victim_key
     if op.owned is Owned.USER:
         return clinic.staff_user
+    if op.owned is Owned.WEBHOOK:
+        if op.method == "DELETE" and target == "home":
+            return clinic.webhooks_to_delete.get(caller.name, clinic.webhook)
+        return clinic.webhook
+    if op.owned is Owned.DELIVERY:
+        return clinic.delivery
     if op.method == "DELETE" and target == "home":
         # Callers that must not delete (no CSRF token) aim at the shared one: checked at the end.
         return clinic.to_delete.get(caller.name, clinic.consultation)
@@ -405,7 +495,10 @@ def url_of(world: World, op: Operation, caller: Caller, target: str) -> str:
         return op.path
     resource = target_id(world, op, caller, target)
     path = op.path.replace("{utterance_id}", "u1").replace("{code}", "J20.9")
-    for name in ("{consultation_id}", "{key_id}", "{user_id}"):
+    if op.owned is Owned.DELIVERY:  # always under the caller's own webhook
+        own = world.clinics[caller.clinic] if caller.clinic else world.foreign_to(None)
+        path = path.replace("{webhook_id}", own.webhook)
+    for name in ("{consultation_id}", "{key_id}", "{user_id}", "{webhook_id}", "{delivery_id}"):
         path = path.replace(name, resource)
     return path
 
@@ -478,6 +571,23 @@ def sign_in(base_url: str, email: str) -> str:
         response = client.post("/sign-in", data=form)
         assert response.status_code == 303, response.text
         return str(response.cookies["clinscribe_session"])
+
+
+def add_webhooks(
+    admin: httpx.Client, clinic: ClinicData, prefix: str, callers: list[Caller]
+) -> None:
+    """The clinic's shared webhook, and one for each admin caller to delete."""
+
+    def subscribe() -> str:
+        body = {"url": f"{HOOK_URL}/{prefix}", "events": ["consultation.completed"]}
+        response = admin.post("/api/webhooks", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    clinic.webhook = subscribe()
+    for caller in callers:
+        if caller.clinic == clinic.name and caller.csrf and caller.role is Role.ADMIN:
+            clinic.webhooks_to_delete[caller.name] = subscribe()
 
 
 def upload(client: httpx.Client, patient_ref: str) -> str:
@@ -563,6 +673,8 @@ def set_up(server: ServerProcess, keys: dict[str, Account], stack: ExitStack) ->
         client = stack.enter_context(server.client(keys[f"{prefix} clinician"]))
         clinic.clinic_id = str(client.get("/api/me").json()["clinic"]["id"])
         patient_ref = f"MRN-{prefix.upper()}-{uuid.uuid4().hex[:8]}"
+        with server.client(keys[f"{prefix} admin"]) as admin:
+            add_webhooks(admin, clinic, prefix, callers)  # before uploads: they get deliveries
         clinic.consultation = upload(client, patient_ref)
         for caller in callers:
             if caller.clinic == clinic.name and caller.csrf:
@@ -571,6 +683,9 @@ def set_up(server: ServerProcess, keys: dict[str, Account], stack: ExitStack) ->
         clinic.victim_key = keys[f"{prefix} staff"].key_id
         with server.client(keys[f"{prefix} admin"]) as admin:
             listed = admin.get("/api/users").json()
+            logged = admin.get(f"/api/webhooks/{clinic.webhook}/deliveries").json()["items"]
+            assert logged, "no webhook delivery for the uploads"
+            clinic.delivery = logged[-1]["id"]
         # Ours by email, so a leak in the listing cannot blur whose ids are whose.
         users = [u for u in listed if u["email"].startswith(f"{prefix}-")]
         clinic.staff_user = next(u["id"] for u in users if u["email"].startswith(f"{prefix}-staff"))
@@ -583,6 +698,10 @@ def set_up(server: ServerProcess, keys: dict[str, Account], stack: ExitStack) ->
             *(u["id"] for u in users),
             *(u["email"] for u in users),
             *(a.key_id for name, a in keys.items() if name.startswith(prefix)),
+            f"{HOOK_URL}/{prefix}",
+            clinic.webhook,
+            *clinic.webhooks_to_delete.values(),
+            *(d["id"] for d in logged),
         }
     with server.client(keys["own admin"]) as admin:
         revoked = admin.delete(f"/api/api-keys/{keys['own revoked'].key_id}")
@@ -664,6 +783,14 @@ def final_checks(server: ServerProcess, setup: Setup, tally: Counter[str]) -> li
                 tally["final checks"] += 1
                 if (got := client.get(f"/api/consultations/{cid}").status_code) != status:
                     failures.append(f"final: {clinic.name}'s {cid} answers {got}, not {status}")
+        with server.client(setup.keys[f"{prefix} admin"]) as admin:
+            for webhook, status in [
+                (clinic.webhook, 200),
+                *((w, 404) for w in clinic.webhooks_to_delete.values()),
+            ]:
+                tally["final checks"] += 1
+                if (got := admin.get(f"/api/webhooks/{webhook}").status_code) != status:
+                    failures.append(f"final: {clinic.name}'s webhook answers {got}, not {status}")
     cookie = {"Cookie": f"clinscribe_session={setup.farewell_session}"}
     with httpx.Client(base_url=server.base_url, timeout=15, headers=cookie) as client:
         csrf = str(client.get("/api/me").json()["csrf_token"])
@@ -680,7 +807,8 @@ def final_checks(server: ServerProcess, setup: Setup, tally: Counter[str]) -> li
 
 @pytest.fixture
 def server(tmp_path: Path, fake_stt: FakeOpenAIServer) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path / "svc", fake_stt_env(fake_stt.base_url) | GENEROUS_LIMITS)
+    env = fake_stt_env(fake_stt.base_url) | GENEROUS_LIMITS | LOOPBACK_WEBHOOKS
+    server = ServerProcess(tmp_path / "svc", env)
     try:
         yield server
     finally:

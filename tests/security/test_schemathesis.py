@@ -8,8 +8,12 @@ the same requests every time:
 3. ``coverage``: Schemathesis' boundary values (limits, missing and extra fields, wrong types,
    unexpected HTTP methods), positive and negative;
 4. ``seeded``: the positive and coverage cases again with the path ids of real objects (a
-   completed consultation, one of its utterances, a spare API key, a user), so the handlers run
-   past the lookup. Reads run first, then edits, signing, and deletions last.
+   completed consultation, one of its utterances, a spare API key, a user, a webhook and one
+   of its deliveries), so the handlers run past the lookup. Reads run first, then edits,
+   signing, and deletions last.
+
+Webhooks keep the default address policy: a fuzzed subscription can only name a public
+address, and the seeded one is on loopback, so its attempts are refused without sending.
 
 The key the fuzzer uses cannot be revoked by it: random key ids do not match it, and the seeded
 ``DELETE /api/api-keys/{key_id}`` targets a second key made for the purpose.
@@ -40,6 +44,7 @@ from tests.fakes.openai_compat import FakeOpenAIServer
 from tests.support.accounts import Account, bearer
 from tests.support.audio import SHORT_WAV
 from tests.support.server import ServerProcess, fake_stt_env
+from tests.webhooks.seed import seed_webhook
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +69,8 @@ class Seed:
     utterance_id: str
     key_id: str  # a clinician key that may be revoked
     user_id: str
+    webhook_id: str  # on an address the server refuses: never sent anything
+    delivery_id: str
 
     def path_parameters(self, operation: Operation) -> dict[str, str]:
         known = {
@@ -71,6 +78,8 @@ class Seed:
             "utterance_id": self.utterance_id,
             "key_id": self.key_id,
             "user_id": self.user_id,
+            "webhook_id": self.webhook_id,
+            "delivery_id": self.delivery_id,
             "code": "J22",  # an ICD-10-CM code the seeded note may or may not suggest
         }
         names = {parameter.name for parameter in operation.path_parameters}
@@ -161,7 +170,17 @@ def seed(fuzzed_server: ServerProcess, admin: Account) -> Seed:
             json={"email": "fuzz.target@example.org", "name": "Fuzz Target", "password": "x" * 12},
         )
         assert user.status_code == 201, user.text
-    return Seed(consultation_id, str(utterances[0]["id"]), spare.key_id, str(user.json()["id"]))
+    webhook_id, delivery_id = seed_webhook(
+        fuzzed_server.database_url, fuzzed_server.keyring(), "Test Clinic", consultation_id
+    )
+    return Seed(
+        consultation_id,
+        str(utterances[0]["id"]),
+        spare.key_id,
+        str(user.json()["id"]),
+        webhook_id,
+        delivery_id,
+    )
 
 
 def _label(operation: Operation) -> str:

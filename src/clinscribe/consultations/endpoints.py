@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from datetime import datetime
@@ -10,10 +11,12 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import IntegrityError
 
 from clinscribe import metrics
 from clinscribe.audit.service import record
 from clinscribe.auth.dependencies import PrincipalDep, RuntimeDep, SessionDep
+from clinscribe.auth.principal import Principal
 from clinscribe.consultations import repository, service
 from clinscribe.consultations.audio_response import audio_response
 from clinscribe.consultations.schemas import (
@@ -29,10 +32,11 @@ from clinscribe.consultations.schemas import (
     SummaryItemOut,
     TranscriptOut,
 )
-from clinscribe.errors import BadRequest, ClinscribeError, NotFound
+from clinscribe.errors import BadRequest, ClinscribeError, Conflict, NotFound, TryAgainShortly
 from clinscribe.models import ConsultationStatus
 from clinscribe.pipeline import engine
 from clinscribe.pipeline.events import status_events
+from clinscribe.pipeline.runtime import Runtime
 
 log = structlog.get_logger("clinscribe.api")
 router = APIRouter(prefix="/api/consultations", tags=["consultations"])
@@ -57,6 +61,22 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
             "The cursor is not valid; use the next_cursor of the previous page.",
             code="bad_cursor",
         ) from None
+
+
+async def _replay(
+    runtime: Runtime, principal: Principal, response: Response, consultation_id: str
+) -> ConsultationOut | None:
+    async with runtime.db.session() as session:
+        existing = await service.find_consultation(session, principal, consultation_id)
+    if existing is None:
+        return None
+    if not await engine.has_run(consultation_id):
+        # The first request is still between storing and queueing (and could yet undo it):
+        # confirming now could let the client drop the only other copy of the recording.
+        raise TryAgainShortly("This upload is still being accepted. Send it again shortly.")
+    response.status_code = 200
+    response.headers["Idempotent-Replayed"] = "true"
+    return ConsultationOut.of(existing)
 
 
 @router.post(
@@ -86,9 +106,31 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     },
 )
 async def upload_consultation(
-    request: Request, runtime: RuntimeDep, principal: PrincipalDep
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=100,
+            description="Optional, one per recording: sending the same key again answers 200 "
+            "with the consultation already created instead of creating another",
+        ),
+    ] = None,
 ) -> ConsultationOut:
     """Stream the recording to storage, check it decodes, queue processing. Answers 202."""
+    consultation_id = service.consultation_id_for(principal, idempotency_key)
+    if idempotency_key is not None:
+        if replay := await _replay(runtime, principal, response, consultation_id):
+            return replay
+        if await engine.has_run(consultation_id):
+            raise Conflict(
+                "This Idempotency-Key belonged to a consultation that has since been deleted. "
+                "Send the recording with a new key.",
+                code="idempotency_key_used",
+            )
     accepted = await service.receive_upload(
         runtime,
         request.headers.get("content-type"),
@@ -98,13 +140,21 @@ async def upload_consultation(
     placed: str | None = None
     try:
         async with runtime.db.session() as session:
-            consultation = await service.create_consultation(session, runtime, principal, accepted)
+            consultation = await service.create_consultation(
+                session, runtime, principal, accepted, consultation_id
+            )
             placed = consultation.id  # the audio is in place; the commit is still to come
             out = ConsultationOut.of(consultation)
+    except IntegrityError:
+        # The same Idempotency-Key sent twice at once: the other request created it.
+        accepted.upload.discard()
+        if replay := await _replay(runtime, principal, response, consultation_id):
+            return replay
+        raise
     except BaseException:
         accepted.upload.discard()
         if placed is not None:
-            runtime.audio.delete(placed)
+            await asyncio.to_thread(runtime.audio.delete, placed)
         raise
     try:
         await engine.enqueue(consultation.id)
@@ -115,7 +165,7 @@ async def upload_consultation(
         )
         async with runtime.db.session() as session:
             await repository.delete_consultation(session, consultation.id)
-        runtime.audio.delete(consultation.id)
+        await asyncio.to_thread(runtime.audio.delete, consultation.id)
         raise ClinscribeError(
             "The processing queue is unavailable; the upload was not kept. Try again shortly."
         ) from error
@@ -192,10 +242,10 @@ async def get_transcript(
 
 @router.get(
     "/{consultation_id}/audio",
-    summary="The recording as 16 kHz WAV (byte ranges supported, for seeking)",
+    summary="The recording, 16 kHz mono FLAC (WAV for older consultations); byte ranges",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"audio/wav": {}}},
+        200: {"content": {"audio/flac": {}, "audio/wav": {}}},
         206: {"description": "A byte range"},
         **_ERROR_RESPONSES,
     },
@@ -208,8 +258,8 @@ async def get_audio(
     range_header: Annotated[str | None, Header(alias="Range", max_length=100)] = None,
 ) -> Response:
     consultation = await service.get_consultation(session, principal, consultation_id)
-    if consultation.audio_deleted_at is not None or not runtime.audio.has(
-        consultation_id, "normalized"
+    if consultation.audio_deleted_at is not None or not await asyncio.to_thread(
+        runtime.audio.has, consultation_id, "normalized"
     ):
         raise NotFound(
             "The audio is not available: not prepared yet, or deleted by the retention policy.",
@@ -313,7 +363,9 @@ async def decide_code(
     principal: PrincipalDep,
 ) -> NoteOut:
     return NoteOut.of(
-        await service.decide_code(session, principal, consultation_id, code, body.status)
+        await service.decide_code(
+            session, principal, consultation_id, code, body.status, body.version
+        )
     )
 
 
@@ -373,6 +425,6 @@ async def delete_consultation(
     async with runtime.db.session() as session:
         await repository.delete_consultation(session, consultation_id)
         await record(session, principal, "consultation.deleted", consultation_id=consultation_id)
-    runtime.audio.delete(consultation_id)
+    await asyncio.to_thread(runtime.audio.delete, consultation_id)
     log.info("consultation deleted", consultation_id=consultation_id)
     return Response(status_code=204)

@@ -21,6 +21,7 @@ from clinscribe.models import (
 )
 from clinscribe.notes.model import NoteDraft, Utterance
 from clinscribe.providers.stt.base import TranscriptionResult
+from clinscribe.webhooks import repository as webhook_repository
 
 
 async def add_consultation(session: AsyncSession, consultation: Consultation) -> None:
@@ -48,11 +49,18 @@ async def list_consultations(
     status: str | None,
     before: tuple[datetime, str] | None,
     limit: int,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> list[Consultation]:
-    """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
+    """Newest first; ``before`` is the (created_at, id) of the last row of the previous page;
+    ``created_after``/``created_before`` bound the creation time as [after, before)."""
     query = select(Consultation).where(Consultation.clinic_id == clinic_id)
     if status is not None:
         query = query.where(Consultation.status == status)
+    if created_after is not None:
+        query = query.where(Consultation.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(Consultation.created_at < created_before)
     if before is not None:
         created_at, last_id = before
         query = query.where(
@@ -147,6 +155,8 @@ async def delete_consultation(session: AsyncSession, consultation_id: str) -> No
     await session.execute(
         delete(ConsultationEvent).where(ConsultationEvent.consultation_id == consultation_id)
     )
+    # Webhook messages of subscriptions that opted in to patient data carry some of it.
+    await webhook_repository.forget_consultation(session, consultation_id)
     await session.execute(delete(Consultation).where(Consultation.id == consultation_id))
 
 

@@ -169,6 +169,12 @@ class NoteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     sections: list[SectionIn] = Field(min_length=1, max_length=30)
+    base_version: int | None = Field(
+        None,
+        ge=1,
+        description="The version the edit started from; if it is no longer the latest, the "
+        "save is refused (409 stale_version) instead of silently replacing newer changes",
+    )
 
 
 class SignNoteIn(BaseModel):
@@ -199,6 +205,9 @@ class CodeDecisionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: Literal["accepted", "rejected", "suggested"]
+    version: int | None = Field(
+        None, ge=1, description="The version on screen; refused (409) if it is not the latest"
+    )
 
 
 class SummaryItemOut(BaseModel):

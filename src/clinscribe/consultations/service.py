@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from clinscribe.pipeline.audio import AudioInfo, inspect_audio
 from clinscribe.pipeline.runtime import Runtime
 from clinscribe.providers.llm.openai_compat import OpenAICompatibleChat
 from clinscribe.providers.registry import check_language
+from clinscribe.webhooks.events import emit_consultation_event
 
 log = structlog.get_logger("clinscribe.consultations")
 
@@ -95,12 +98,48 @@ async def receive_upload(
     )
 
 
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,100}")
+
+
+def consultation_id_for(principal: Principal, idempotency_key: str | None) -> str:
+    """A new id; or, for a client's Idempotency-Key, the same id each time it is sent by the
+    same caller (user or API key): keys of different callers never meet.
+
+    A client that lost the answer to an upload (a network drop after the server accepted it)
+    sends the same key again and gets the consultation it already created, not a second one.
+    """
+    if idempotency_key is None:
+        return uuid.uuid4().hex
+    if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise BadRequest(
+            "The Idempotency-Key header must be 8 to 100 letters, digits, '-' or '_' "
+            "(a random UUID per recording is ideal).",
+            code="bad_idempotency_key",
+        )
+    caller = f"{principal.clinic_id}:{principal.actor_type}:{principal.actor_id}"
+    return hashlib.sha256(f"{caller}:{idempotency_key}".encode()).hexdigest()[:32]
+
+
+async def find_consultation(
+    session: AsyncSession, principal: Principal, consultation_id: str
+) -> Consultation | None:
+    return await repository.get_clinic_consultation(session, principal.clinic_id, consultation_id)
+
+
 async def create_consultation(
-    session: AsyncSession, runtime: Runtime, principal: Principal, accepted: AcceptedUpload
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    accepted: AcceptedUpload,
+    consultation_id: str,
 ) -> Consultation:
-    """Insert the consultation row and encrypt the audio into place (caller commits)."""
+    """Insert the consultation row and encrypt the audio into place (caller commits).
+
+    The row is flushed before the audio moves: a concurrent upload with the same id fails
+    here (IntegrityError) and never touches the first one's audio.
+    """
     consultation = Consultation(
-        id=uuid.uuid4().hex,
+        id=consultation_id,
         clinic_id=principal.clinic_id,
         created_by=principal.label[:300],
         status=ConsultationStatus.QUEUED,
@@ -198,6 +237,7 @@ async def save_edited_note(
 ) -> Note:
     """Store an edited draft as a new version, re-verified against the transcript."""
     latest = await get_reviewable_note(session, principal, consultation_id)
+    _check_latest(latest, body.base_version, "Your edit started from")
     transcript = await repository.get_transcript(session, consultation_id)
     if transcript is None:
         raise Conflict("The consultation has no transcript yet.", code="transcript_not_ready")
@@ -229,11 +269,26 @@ async def save_edited_note(
     return note
 
 
+def _check_latest(latest: Note, seen: int | None, what: str) -> None:
+    if seen is not None and seen != latest.version:
+        raise Conflict(
+            f"{what} version {seen}, but version {latest.version} has been saved since. Reload "
+            "the note, review the latest version and apply your change again.",
+            code="stale_version",
+        )
+
+
 async def decide_code(
-    session: AsyncSession, principal: Principal, consultation_id: str, code: str, status: str
+    session: AsyncSession,
+    principal: Principal,
+    consultation_id: str,
+    code: str,
+    status: str,
+    version: int | None = None,
 ) -> Note:
     """Accept or reject a suggested code on the latest draft (a signed version is locked)."""
     latest = await get_reviewable_note(session, principal, consultation_id)
+    _check_latest(latest, version, "You decided on")
     if latest.status == "signed":
         raise Conflict(
             "This note version is signed; amend it (save an edit) to change its codes.",
@@ -326,6 +381,7 @@ async def sign_note(
     await record(
         session, principal, "note.signed", consultation_id=consultation_id, version=latest.version
     )
+    await emit_consultation_event(session, consultation_id, "note.signed", note=latest)
     return latest
 
 

@@ -10,6 +10,13 @@ from clinscribe.models.consultation import (
 )
 from clinscribe.models.note import Note, NoteSectionRow, NoteSentenceRow
 from clinscribe.models.transcript import Transcript, TranscriptChunk, UtteranceRow
+from clinscribe.models.webhook import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 
 __all__ = [
     "ApiKey",
@@ -18,6 +25,7 @@ __all__ = [
     "Consultation",
     "ConsultationEvent",
     "ConsultationStatus",
+    "DeliveryStatus",
     "Note",
     "NoteSectionRow",
     "NoteSentenceRow",
@@ -28,4 +36,8 @@ __all__ = [
     "User",
     "UtteranceRow",
     "WebSession",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
 ]

@@ -24,6 +24,8 @@ from clinscribe.pipeline import workflow
 from clinscribe.pipeline.runtime import Runtime
 from clinscribe.pipeline.transcription import chunk_workflow_id, stt_queue_name
 from clinscribe.retention import workflow as retention
+from clinscribe.webhooks import delivery as webhooks
+from clinscribe.webhooks.events import emit_consultation_event
 
 log = structlog.get_logger("clinscribe.engine")
 
@@ -95,6 +97,14 @@ async def launch(settings: Settings) -> None:
         polling_interval_sec=0.05,
         on_conflict="always_update",
     )
+    # Webhook attempts (each at most CLINSCRIBE_WEBHOOKS__TIMEOUT_S). A delivery waiting for
+    # its next attempt is a delayed entry and holds no slot.
+    await DBOS.register_queue_async(
+        webhooks.QUEUE_NAME,
+        worker_concurrency=16,
+        polling_interval_sec=0.5,
+        on_conflict="always_update",
+    )
     await retention.schedule(settings)
 
 
@@ -109,6 +119,11 @@ async def enqueue(consultation_id: str) -> None:
         await DBOS.enqueue_workflow_async(
             QUEUE_NAME, workflow.process_consultation, consultation_id
         )
+
+
+async def has_run(consultation_id: str) -> bool:
+    """Whether a workflow was ever started for this id (ids are never reused)."""
+    return await DBOS.get_workflow_status_async(consultation_id) is not None
 
 
 async def _children(consultation_id: str) -> list[str]:
@@ -250,6 +265,7 @@ async def _reconcile_one(runtime: Runtime, consultation_id: str, stage: str | No
                 True,
             ),
         )
+        await emit_consultation_event(session, consultation_id, "consultation.failed")
     return 1
 
 

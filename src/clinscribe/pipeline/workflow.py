@@ -35,6 +35,7 @@ from clinscribe.pipeline.transcription import (
     transcribe_chunks,
 )
 from clinscribe.storage.audio import AudioStore
+from clinscribe.webhooks.events import emit_consultation_event
 
 log = structlog.get_logger("clinscribe.pipeline")
 
@@ -136,6 +137,8 @@ async def finalize(consultation_id: str) -> None:
             stage=Stage.FINALIZING,
             completed=True,
         )
+        # In the same transaction: the event is recorded exactly when the status changes.
+        await emit_consultation_event(session, consultation_id, "consultation.completed")
     metrics.CONSULTATIONS_FINISHED.labels("completed").inc()
 
 
@@ -152,6 +155,7 @@ async def record_failure(consultation_id: str, code: str, message: str, retryabl
             stage=stage,
             error=(code, message, retryable),
         )
+        await emit_consultation_event(session, consultation_id, "consultation.failed")
     metrics.CONSULTATIONS_FINISHED.labels("failed").inc()
     log.warning(
         "background task failed",
