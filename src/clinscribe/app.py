@@ -35,6 +35,7 @@ from clinscribe.pipeline.runtime import Runtime, set_runtime
 from clinscribe.security.body_limit import BodySizeLimitMiddleware
 from clinscribe.security.headers import SecurityHeadersMiddleware
 from clinscribe.security.keys import UNENCRYPTED_WARNING
+from clinscribe.web.consultation_pages import router as consultation_pages_router
 from clinscribe.web.pages import router as pages_router
 from clinscribe.webhooks import delivery as webhook_delivery
 from clinscribe.webhooks.endpoints import router as webhooks_router
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     app.include_router(webhooks_router)
     app.include_router(exports_router)
     app.include_router(pages_router)
+    app.include_router(consultation_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Audio uploads have their own streaming limit (CLINSCRIBE_MAX_UPLOAD_MB).
     app.add_middleware(

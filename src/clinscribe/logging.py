@@ -35,6 +35,19 @@ class _NoExceptionText(logging.Filter):
         return True
 
 
+class _NoQueryStrings(logging.Filter):
+    """Access log lines keep the path and drop the query: searches (?q=) and sign-in
+    redirects (?next=) carry patient references."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, _, query = args[2].partition("?")
+            if query:
+                record.args = (*args[:2], f"{path}?…", *args[3:])
+        return True
+
+
 _QUIET_LIBRARIES = (
     "aiosqlite",
     "sqlalchemy",
@@ -77,6 +90,9 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _NoExceptionText) for f in logger.filters):
             logger.addFilter(_NoExceptionText())
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _NoQueryStrings) for f in access.filters):
+        access.addFilter(_NoQueryStrings())
     # Libraries log data at DEBUG/INFO (aiosqlite and SQLAlchemy: SQL parameters; httpx: full
     # URLs; multipart: field values). CLINSCRIBE_LOG_LEVEL=DEBUG is for our own code only.
     for name in _QUIET_LIBRARIES:

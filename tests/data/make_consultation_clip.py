@@ -11,6 +11,8 @@ Outputs (written next to this script unless ``--out-dir`` is given):
 
 * ``consultation_en.wav`` / ``consultation_en.json`` -- a ~40 s primary-care
   consultation (3-day cough with fever -> acute bronchitis), 16 kHz mono 16-bit.
+* ``visit_en.wav`` / ``visit_en.json`` -- a ~15 s visit (sore throat, fever) that the web
+  app's tests play into Chromium's fake microphone.
 * ``short_en.wav`` / ``short_en.json`` -- a ~5 s two-turn clip for fast tests.
 * ``not_audio.txt`` -- plain text, for upload validation tests.
 * ``truncated.wav`` -- the first 2,000 bytes of ``short_en.wav``: a valid RIFF
@@ -104,6 +106,15 @@ CONSULTATION: list[Line] = [
         "Drink plenty of fluids, and come back if you are not better in a week.",
     ),
     Line("patient", "Thank you, doctor."),
+]
+
+# Played into Chromium's fake microphone by the web app's end-to-end tests.
+VISIT: list[Line] = [
+    Line("doctor", "What brings you in today?"),
+    Line("patient", "I have had a sore throat and a fever for two days."),
+    Line("doctor", "Any cough?"),
+    Line("patient", "No cough."),
+    Line("doctor", "Your temperature is 38.5 degrees. Take paracetamol 500 milligrams three times a day."),
 ]
 
 SHORT: list[Line] = [
@@ -239,6 +250,8 @@ def main() -> None:
             CONSULTATION, out_dir / "consultation_en.wav", out_dir / "consultation_en.json"
         )
         print(f"consultation_en.wav: {total:.2f} s, {len(CONSULTATION)} turns")
+        total = build_clip(VISIT, out_dir / "visit_en.wav", out_dir / "visit_en.json")
+        print(f"visit_en.wav: {total:.2f} s, {len(VISIT)} turns")
     short_wav = out_dir / "short_en.wav"
     total = build_clip(SHORT, short_wav, out_dir / "short_en.json")
     print(f"short_en.wav: {total:.2f} s, {len(SHORT)} turns")

@@ -1,4 +1,4 @@
-"""Sign-in, sign-out and the front page.
+"""Sign-in and sign-out (the clinician's pages are in consultation_pages.py).
 
 The sign-in form carries a token that must equal a cookie set with the form (double submit),
 so another site cannot sign a browser in to an account of its choosing. After sign-in the
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from clinscribe.auth import credentials, repository, service
+from clinscribe.auth import credentials, service
 from clinscribe.auth.dependencies import (
     SESSION_COOKIE,
     check_limit,
@@ -51,14 +51,32 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
     )
 
 
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this site only (never another site)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target[:500]
+    return "/"
+
+
 def _sign_in_page(
-    request: Request, *, error: str | None = None, email: str | None = None, status: int = 200
+    request: Request,
+    *,
+    error: str | None = None,
+    email: str | None = None,
+    status: int = 200,
+    next_url: str | None = None,
 ) -> HTMLResponse:
     token = credentials.new_token()
     response = templates.TemplateResponse(
         request,
         "sign_in.html",
-        {"signin_csrf": token, "error": error, "email": email, "principal": None},
+        {
+            "signin_csrf": token,
+            "error": error,
+            "email": email,
+            "principal": None,
+            "next_url": safe_next(next_url or request.query_params.get("next")),
+        },
         status_code=status,
     )
     _set_cookie(request, response, SIGNIN_CSRF_COOKIE, token, max_age=3600)
@@ -68,7 +86,7 @@ def _sign_in_page(
 @router.get("/sign-in", response_class=HTMLResponse)
 async def sign_in_page(request: Request) -> Response:
     if await current_principal(request) is not None:
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     return _sign_in_page(request)
 
 
@@ -78,13 +96,17 @@ async def sign_in(
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next_url: Annotated[str, Form(alias="next", max_length=500)] = "/",
 ) -> Response:
     runtime = get_runtime(request)
     settings = runtime.settings
     expected = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
     if not expected or not credentials.same(csrf_token, expected):
         return _sign_in_page(
-            request, error="The sign-in form expired. Please try again.", status=403
+            request,
+            error="The sign-in form expired. Please try again.",
+            status=403,
+            next_url=next_url,
         )
     try:
         check_limit(request.app.state.limits.signin_per_ip, client_ip(request) or "", "")
@@ -93,6 +115,7 @@ async def sign_in(
             request,
             error=f"Too many sign-in attempts. Wait {round(error.retry_after_s)} s.",
             status=429,
+            next_url=next_url,
         )
     policy = service.SignInPolicy(
         max_failures=settings.signin_max_failures,
@@ -111,10 +134,14 @@ async def sign_in(
         )
     if result is None:
         return _sign_in_page(
-            request, error=service.SIGNIN_FAILED_MESSAGE, email=email[:254], status=401
+            request,
+            error=service.SIGNIN_FAILED_MESSAGE,
+            email=email[:254],
+            status=401,
+            next_url=next_url,
         )
     _web_session, token = result
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse(safe_next(next_url), status_code=303)
     _set_cookie(
         request, response, SESSION_COOKIE, token, int(policy.session_lifetime.total_seconds())
     )
@@ -135,21 +162,3 @@ async def sign_out(
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> Response:
-    principal = await current_principal(request)
-    if principal is None:
-        return RedirectResponse("/sign-in", status_code=303)
-    async with get_runtime(request).db.session() as session:
-        clinic = await repository.get_clinic(session, principal.clinic_id)
-    return templates.TemplateResponse(
-        request,
-        "home.html",
-        {
-            "principal": principal,
-            "clinic_name": clinic.name if clinic else "",
-            "csrf_token": principal.csrf_token,
-        },
-    )
