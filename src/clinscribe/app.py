@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clinscribe import __version__
+from clinscribe import __version__, metrics
 from clinscribe.auth.dependencies import RequestLimits
 from clinscribe.auth.endpoints import router as accounts_router
 from clinscribe.config import Settings, get_settings
@@ -205,8 +205,15 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             content={"status": "ready" if ready else "not_ready", **checks},
         )
 
+    queue_gauges = metrics.QueueGauges(ttl_s=1.0)
+
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    async def metrics_endpoint() -> PlainTextResponse:
+    async def metrics_endpoint(request: Request) -> PlainTextResponse:
+        if request.app.state.worker:  # only a launched workflow engine can count its queues
+            try:
+                await queue_gauges.refresh(engine.queue_names(settings))
+            except Exception as error:  # the other figures are still worth a scrape
+                log.warning("queue depth unavailable", error_type=type(error).__name__)
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app

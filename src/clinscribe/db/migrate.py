@@ -38,4 +38,6 @@ def pending_revisions(url: str) -> list[str]:
     heads = set(script.get_heads())
     if current == heads:
         return []
-    return [rev.revision for rev in script.walk_revisions() if rev.revision not in current]
+    # Only what lies between the database's revision and the heads (not every other one).
+    between = script.iterate_revisions(tuple(heads), tuple(current) or "base")
+    return [rev.revision for rev in between if rev is not None and rev.revision not in current]

@@ -16,6 +16,7 @@ import structlog
 from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowStatusString
 from sqlalchemy.engine import make_url
 
+from clinscribe import metrics
 from clinscribe.config import Settings
 from clinscribe.consultations import repository
 from clinscribe.errors import Conflict
@@ -54,6 +55,15 @@ def _system_engine(url: str) -> sa.Engine | None:
     return engine
 
 
+def _executor_id(settings: Settings) -> str:
+    return settings.executor_id or "local"
+
+
+def queue_names(settings: Settings) -> list[str]:
+    """The queues this process registers (for the queue gauges of /metrics)."""
+    return [QUEUE_NAME, stt_queue_name(settings.stt_provider), webhooks.QUEUE_NAME]
+
+
 def configure(settings: Settings) -> None:
     """Create the DBOS instance for this process (call once, before launch)."""
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +75,7 @@ def configure(settings: Settings) -> None:
         "log_level": "WARNING",
     }
     # A stable executor id lets a restarted process recover its own unfinished workflows.
-    config["executor_id"] = settings.executor_id or "local"
+    config["executor_id"] = _executor_id(settings)
     engine = _system_engine(settings.dbos_database_url)
     if engine is not None:
         config["system_database_engine"] = engine
@@ -80,7 +90,13 @@ async def launch(settings: Settings) -> None:
     launch from another thread would run them on a private loop of DBOS's). It blocks the
     loop briefly, once, at startup.
     """
+    to_recover = await metrics.count_workflows_to_recover(
+        settings.dbos_database_url,
+        executor_id=_executor_id(settings),
+        application_version=settings.application_version,
+    )
     DBOS.launch()
+    metrics.WORKFLOWS_RECOVERED.inc(to_recover)
     await DBOS.register_queue_async(
         QUEUE_NAME,
         worker_concurrency=settings.worker_concurrency,

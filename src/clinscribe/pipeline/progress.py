@@ -20,8 +20,11 @@ log = structlog.get_logger("clinscribe.pipeline")
 
 
 @asynccontextmanager
-async def stage(consultation_id: str, current: Stage) -> AsyncIterator[structlog.BoundLogger]:
-    """Mark the consultation as being in ``stage``, time it, and log one line per stage."""
+async def stage(
+    consultation_id: str, current: Stage, *, timed: bool = True
+) -> AsyncIterator[structlog.BoundLogger]:
+    """Mark the consultation as being in ``stage``, time it (unless the caller times the
+    stage itself: ``timed=False``), and log one line per stage."""
     runtime = get_runtime()
     async with runtime.db.session() as session:
         row = await repository.get_consultation(session, consultation_id)
@@ -32,7 +35,8 @@ async def stage(consultation_id: str, current: Stage) -> AsyncIterator[structlog
             )
     started = time.perf_counter()
     yield log.bind(consultation_id=consultation_id, stage=current.value)
-    metrics.STAGE_SECONDS.labels(current.value).observe(time.perf_counter() - started)
+    if timed:
+        metrics.STAGE_SECONDS.labels(current.value).observe(time.perf_counter() - started)
 
 
 def elapsed_ms(started: float) -> int:

@@ -62,7 +62,11 @@ def max_chunk_seconds(capabilities: SttCapabilities) -> float | None:
 async def plan_transcription(consultation_id: str) -> list[tuple[float, float]]:
     """The pieces to transcribe, as (start, end) seconds; one piece when no split is needed."""
     runtime = get_runtime()
-    async with stage(consultation_id, Stage.TRANSCRIBING), runtime.db.session() as session:
+    # Timed by transcribe_chunks: the pieces are transcribed there, in child workflows.
+    async with (
+        stage(consultation_id, Stage.TRANSCRIBING, timed=False),
+        runtime.db.session() as session,
+    ):
         consultation = await repository.get_consultation(session, consultation_id)
         assert consultation is not None
         duration = float(consultation.duration_s or 0.0)
@@ -158,6 +162,7 @@ async def transcribe_chunks(consultation_id: str, plan: list[tuple[float, float]
     Child workflow ids are derived from the consultation id, so a replay after a crash finds
     the same children instead of starting new ones.
     """
+    started = time.perf_counter()
     queue = stt_queue_name(get_runtime().settings.stt_provider)
     handles: list[WorkflowHandleAsync[int]] = []
     for index, (start, end) in enumerate(plan):
@@ -171,6 +176,8 @@ async def transcribe_chunks(consultation_id: str, plan: list[tuple[float, float]
         # DBOS polls for a child's result once a second by default: too slow for live progress
         # and a large share of a short consultation's processing time.
         await handle.get_result(polling_interval_sec=RESULT_POLL_S)
+    # Queue waits included; after a crash, only the part run by this process.
+    metrics.STAGE_SECONDS.labels(Stage.TRANSCRIBING.value).observe(time.perf_counter() - started)
 
 
 @DBOS.step(name="merging_transcript")

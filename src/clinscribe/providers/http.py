@@ -17,6 +17,7 @@ from typing import TypeVar
 import httpx
 import structlog
 
+from clinscribe import metrics
 from clinscribe.config import RetrySettings
 from clinscribe.errors import ProviderError, ProviderPermanentError, ProviderTransientError
 
@@ -159,6 +160,7 @@ async def with_retries(
                 # worker slot asleep; the consultation can be retried once the window passes.
                 raise
             delay = backoff_delay_s(attempt, policy, exc.retry_after_s)
+            metrics.PROVIDER_RETRIES.labels(provider, metrics.retry_reason(exc)).inc()
             log.warning(
                 "provider call will be retried",
                 provider=provider,

@@ -29,6 +29,7 @@ import structlog
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._error import DBOSWorkflowCancelledError
 
+from clinscribe import metrics
 from clinscribe.config import WebhookSettings
 from clinscribe.db.base import utcnow
 from clinscribe.models import DeliveryStatus, WebhookDelivery
@@ -183,6 +184,7 @@ async def attempt_delivery(delivery_id: str) -> tuple[str, float]:
         duration_ms=outcome.duration_ms,
         delivery_status=status,
     )
+    metrics.WEBHOOK_DELIVERIES.labels(status).inc()
     return status, wait_s
 
 
