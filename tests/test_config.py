@@ -68,3 +68,30 @@ def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_p
     with pytest.raises(ValidationError) as error:
         Settings()
     assert "stt_provider" in str(error.value)
+
+
+def test_postgres_urls_as_hosts_hand_them_out(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Render's `fromDatabase: connectionString` (and Heroku's) may say postgres://."""
+    from clinscribe.db.engine import async_url, create_app_engine, sync_url
+
+    monkeypatch.chdir(tmp_path)
+    given = "postgres://clinscribe:p%40ss%2Fw0rd@dpg-abc123-a:5432/clinscribe"
+    monkeypatch.setenv("CLINSCRIBE_DATABASE_URL", given)
+    monkeypatch.setenv("CLINSCRIBE_SYSTEM_DATABASE_URL", given)
+    settings = Settings()
+    expected = "postgresql://clinscribe:p%40ss%2Fw0rd@dpg-abc123-a:5432/clinscribe"
+    assert settings.app_database_url == settings.dbos_database_url == expected
+    assert sync_url(settings.app_database_url) == expected.replace(
+        "postgresql://", "postgresql+psycopg://"
+    )
+    assert async_url(settings.app_database_url).startswith("postgresql+psycopg://")
+    create_app_engine(settings.app_database_url).sync_engine.dispose()  # the dialect loads
+
+    explicit = "postgresql+psycopg://u:p@db.internal/app"
+    monkeypatch.setenv("CLINSCRIBE_DATABASE_URL", explicit)
+    monkeypatch.delenv("CLINSCRIBE_SYSTEM_DATABASE_URL")
+    settings = Settings()
+    assert settings.app_database_url == explicit
+    assert settings.dbos_database_url.startswith("sqlite:///")

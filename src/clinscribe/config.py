@@ -246,6 +246,15 @@ class Settings(BaseSettings):
     def _lowercase_language(cls, value: str) -> str:
         return value.strip().lower()
 
+    @field_validator("database_url", "system_database_url")
+    @classmethod
+    def _postgresql_scheme(cls, value: str | None) -> str | None:
+        # Hosts such as Render and Heroku hand out postgres://... URLs; SQLAlchemy only knows
+        # the dialect as postgresql (the engines then choose psycopg themselves).
+        if value and value.startswith("postgres://"):
+            return "postgresql://" + value.removeprefix("postgres://")
+        return value
+
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
