@@ -168,6 +168,15 @@ def test_record_watch_review_edit_sign_and_export(
     expect(page.locator(".utterance.evidence")).to_have_count(0)
     sentence.focus()
     expect(page.locator(".utterance.evidence")).to_have_count(len(set(evidence)))
+    # At 768 px the transcript is below the note: the evidence is quoted under the sentence.
+    page.set_viewport_size({"width": 768, "height": 900})
+    sentence.blur()
+    sentence.focus()
+    expect(sentence.locator(".evidence-inline q")).to_have_count(len(set(evidence)))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sentence.blur()
+    sentence.focus()
+    expect(sentence.locator(".evidence-inline")).to_have_count(0)
     shoot(page, screenshot_dir, "note-review")
 
     # Edit one sentence: saved as version 2, re-verified, version 1 unchanged.

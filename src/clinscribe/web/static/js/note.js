@@ -10,12 +10,32 @@
   const el = (elementId) => document.getElementById(elementId);
 
   // ---------- evidence ----------
+  // On narrow screens the transcript sits below the note, out of sight: the evidence is
+  // also quoted under the sentence itself.
+  const narrow = window.matchMedia("(max-width: 1000px)");
+
+  function quoteEvidence(source, ids) {
+    if (!narrow.matches || !source.classList.contains("sentence") || source.querySelector("textarea")) return;
+    const quote = document.createElement("div");
+    quote.className = "evidence-inline";
+    for (const utteranceId of ids) {
+      const text = document.querySelector(`#utt-${utteranceId} .text`)?.textContent;
+      if (!text) continue;
+      const line = document.createElement("q");
+      line.textContent = text;
+      quote.append(line);
+    }
+    if (quote.childElementCount) source.append(quote);
+  }
+
   function highlight(source, on) {
     document.querySelectorAll(".utterance.evidence").forEach((u) => u.classList.remove("evidence"));
     document.querySelectorAll(".sentence.active").forEach((s) => s.classList.remove("active"));
+    document.querySelectorAll(".evidence-inline").forEach((q) => q.remove());
     if (!on) return;
     if (source.classList.contains("sentence")) source.classList.add("active");
     const ids = (source.dataset.evidence || "").split(" ").filter(Boolean);
+    quoteEvidence(source, ids);
     let first = null;
     for (const utteranceId of ids) {
       const utterance = document.getElementById(`utt-${utteranceId}`);
