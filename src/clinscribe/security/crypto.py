@@ -44,6 +44,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from clinscribe.errors import ClinscribeError, ConfigurationError
+from clinscribe.streams import SeekableReader
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -387,7 +388,7 @@ class _Layout:
         return (self.segment_count - 1) * self.segment_size + self.last_plain
 
 
-class _DecryptingReader(io.RawIOBase):
+class _DecryptingReader(SeekableReader):
     """Random access to an encrypted file, one cached decrypted segment at a time."""
 
     def __init__(self, stored: BinaryIO, keyring: Keyring) -> None:
@@ -410,22 +411,6 @@ class _DecryptingReader(io.RawIOBase):
         except BaseException:
             self._file.close()
             raise
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._position = base + offset
-        return self._position
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         if self._position >= self._size:

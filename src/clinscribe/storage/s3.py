@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from clinscribe.config import StorageSettings
 from clinscribe.errors import ClinscribeError, ConfigurationError
+from clinscribe.streams import SeekableReader
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -157,7 +158,7 @@ class S3BlobStore:
         return f"bucket {self.bucket}" + (f" (prefix {self.prefix})" if self.prefix else "")
 
 
-class _RangeReader(io.RawIOBase):
+class _RangeReader(SeekableReader):
     """Random access to one object: every read is a Range GET of exactly the bytes asked."""
 
     def __init__(self, client: Any, bucket: str, name: str, size: int, etag: str) -> None:
@@ -168,22 +169,6 @@ class _RangeReader(io.RawIOBase):
         self._size = size
         self._etag = etag
         self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._position = base + offset
-        return self._position
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         target = memoryview(buffer).cast("B")

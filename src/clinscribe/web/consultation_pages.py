@@ -237,14 +237,25 @@ async def _not_found(request: Request, principal: Principal) -> HTMLResponse:
     return await _render(request, principal, "not_found.html", {}, status=404)
 
 
-@router.get("/consultations/{consultation_id}", response_class=HTMLResponse)
-async def consultation_page(request: Request, consultation_id: str) -> Response:
+async def _signed_in_page(
+    request: Request, consultation_id: str
+) -> tuple[Principal, Consultation] | Response:
+    """The caller and their consultation; or the sign-in redirect, or the not-found page."""
     principal = await current_principal(request)
     if principal is None:
         return _sign_in_redirect(request)
     consultation = await _page_consultation(request, principal, consultation_id)
     if consultation is None:
         return await _not_found(request, principal)
+    return principal, consultation
+
+
+@router.get("/consultations/{consultation_id}", response_class=HTMLResponse)
+async def consultation_page(request: Request, consultation_id: str) -> Response:
+    found = await _signed_in_page(request, consultation_id)
+    if isinstance(found, Response):
+        return found
+    principal, consultation = found
     async with get_runtime(request).db.session() as session:
         transcript = await repository.get_transcript(session, consultation.id)
         if transcript is not None:
@@ -276,12 +287,10 @@ async def note_page(
     consultation_id: str,
     version: Annotated[int | None, Query(ge=1, le=100000)] = None,
 ) -> Response:
-    principal = await current_principal(request)
-    if principal is None:
-        return _sign_in_redirect(request)
-    consultation = await _page_consultation(request, principal, consultation_id)
-    if consultation is None:
-        return await _not_found(request, principal)
+    found = await _signed_in_page(request, consultation_id)
+    if isinstance(found, Response):
+        return found
+    principal, consultation = found
     runtime = get_runtime(request)
     async with runtime.db.session() as session:
         note = await repository.get_note(session, consultation.id, version)
