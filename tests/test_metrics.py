@@ -5,8 +5,6 @@ the database is unreachable. Run with -s to see the figures scraped."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -181,38 +179,11 @@ def test_restart_after_a_crash_counts_the_workflows_it_resumed(tmp_path: Path) -
     assert body["status"] == "completed"
 
 
-class UnreadyServer(ServerProcess):
-    """Starts without waiting for /readyz (which is expected to refuse)."""
-
-    def start_alive(self, timeout_s: float = 60.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "clinscribe.cli", "serve"],
-                cwd=self.data_dir,
-                env=self._env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_text()[-3000:]
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        pytest.fail(f"server did not start:\n{self.log_text()[-3000:]}")
-
-
 def test_readiness_fails_while_a_migration_is_pending(tmp_path: Path) -> None:
-    server = UnreadyServer(tmp_path / "svc", {"CLINSCRIBE_AUTO_MIGRATE": "false"})
+    server = ServerProcess(tmp_path / "svc", {"CLINSCRIBE_AUTO_MIGRATE": "false"})
     server.account  # noqa: B018  (migrates to head and provisions)
     command.downgrade(alembic_config(server.database_url), "-1")
-    server.start_alive()
+    server.start(ready_path="/healthz")
     try:
         response = httpx.get(f"{server.base_url}/readyz", timeout=10)
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from tests.fakes.openai_compat import FakeOpenAIServer
 from tests.storage.conftest import S3Server
 from tests.support.accounts import bearer
 from tests.support.audio import CONSULTATION_WAV
+from tests.support.browser import chromium_path
 from tests.support.server import ServerProcess, fake_stt_env
 
 pytestmark = pytest.mark.slow
@@ -33,9 +33,7 @@ PLAY_AND_SEEK = """async (src) => {
 def test_browser_plays_and_seeks_the_flac(
     tmp_path: Path, s3_server: S3Server, fake_stt: FakeOpenAIServer
 ) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium not installed (apt-get install chromium)")
+    chromium = chromium_path()
     sync_api = pytest.importorskip("playwright.sync_api")
     env = fake_stt_env(fake_stt.base_url) | s3_server.env(s3_server.new_bucket())
     server = ServerProcess(tmp_path / "svc", env)

@@ -84,7 +84,8 @@ class ServerProcess:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout_s: float = 60.0) -> None:
+    def start(self, timeout_s: float = 60.0, *, ready_path: str = "/readyz") -> None:
+        """Start and wait until ``ready_path`` answers 200 (``/healthz``: alive, maybe unready)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.account  # noqa: B018  (migrates and provisions before the server starts)
         log = self.log_path.open("ab")
@@ -102,7 +103,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.base_url}{ready_path}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -8,7 +8,6 @@ local whisper (tiny.en) behind it.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from clinscribe.models import Role
 from tests.support.accounts import TEST_PASSWORD, Account
+from tests.support.browser import chromium_path
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -23,15 +23,6 @@ pytestmark = pytest.mark.slow
 MIC_WAV = Path(__file__).resolve().parents[1] / "data" / "visit_en.wav"
 REPO = Path(__file__).resolve().parents[2]
 CLINICIAN_EMAIL = "dr.rao@clinic.test"
-
-
-def chromium_path() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is missing: .ci/run must install it")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    return found
 
 
 @pytest.fixture(scope="session")
