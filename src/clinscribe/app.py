@@ -32,6 +32,7 @@ from clinscribe.notes.endpoints import router as notes_router
 from clinscribe.notes.warmup import warm_up as warm_up_notes
 from clinscribe.pipeline import engine
 from clinscribe.pipeline.runtime import Runtime, set_runtime
+from clinscribe.pipeline.workers import Seat
 from clinscribe.security.body_limit import BodySizeLimitMiddleware
 from clinscribe.security.headers import SecurityHeadersMiddleware
 from clinscribe.security.keys import UNENCRYPTED_WARNING
@@ -65,41 +66,64 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
     if removed := runtime.audio.remove_abandoned_work():
         log.info("abandoned working copies removed", count=removed)
     set_runtime(runtime)
-    engine.configure(settings)
-    reconciler: asyncio.Task[None] | None = None
-    dispatcher: asyncio.Task[None] | None = None  # starts webhook deliveries
+    # A worker first takes its seat: an executor id of its own (and, on Postgres, a heartbeat).
+    seat = await asyncio.to_thread(Seat.take, settings) if run_worker else None
+    background: list[asyncio.Task[None]] = []
     warm_up: asyncio.Task[None] | None = None
     try:
         # Drug names, negation triggers, ICD-10-CM: seconds to load; in a thread, while DBOS
         # starts, not inside the first consultation's step. /readyz waits for it.
         warm_up = asyncio.create_task(_load_note_engine(runtime))
-        if run_worker:
-            await engine.launch(settings)
-            reconciler = asyncio.create_task(engine.reconcile_forever(runtime))
-            dispatcher = asyncio.create_task(webhook_delivery.dispatch_forever(runtime))
+        if seat is not None:
+            engine.configure(settings, seat.executor_id)
+        await engine.start(settings, seat.executor_id if seat else None)
+        if seat is not None:
+            seat.start_heartbeat()
+            background = [
+                asyncio.create_task(seat.take_over_forever(engine.client())),
+                asyncio.create_task(engine.reconcile_forever(runtime)),
+                asyncio.create_task(webhook_delivery.dispatch_forever(runtime)),
+            ]
             log.info(
                 "worker started",
+                executor_id=seat.executor_id,
                 application_version=settings.application_version,
                 stt_provider=settings.stt_provider,
                 note_provider=settings.note_provider,
             )
         yield runtime
     finally:
-        if warm_up is not None:
-            await asyncio.gather(warm_up, return_exceptions=True)
-        for task in (reconciler, dispatcher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if seat is not None:
+            log.info("stopping: running consultations get the grace period to finish",
+                     grace_s=settings.shutdown_grace_s)  # fmt: skip
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         # Stop taking work, give running consultations the grace period, then stop DBOS.
-        # Whatever is unfinished resumes at its first unfinished step on the next start.
-        await asyncio.to_thread(engine.shutdown, settings.shutdown_grace_s if run_worker else 0)
-        cancelled = await runtime.cancel_running_workflows()
+        # Whatever is unfinished resumes at its first unfinished step: on the next start of
+        # this worker, or at once on a live worker when the seat is released (Postgres).
+        cancelled = await engine.stop(
+            runtime, worker=seat is not None, grace_s=settings.shutdown_grace_s
+        )
         if cancelled:
-            log.warning("unfinished consultations will resume on the next start", count=cancelled)
+            log.warning("unfinished consultations will resume elsewhere or on the next start",
+                        count=cancelled)  # fmt: skip
+        if seat is not None:
+            seat.release()
+        if warm_up is not None:  # a thread: usually long done, never cut off
+            await asyncio.gather(warm_up, return_exceptions=True)
         await runtime.aclose()
         set_runtime(None)
+
+
+async def _workflow_engine_check() -> str:
+    """Whether this process reaches the workflow (system) database."""
+    try:
+        await asyncio.wait_for(engine.client().check_connection_async(), timeout=5)
+    except Exception:
+        return "unreachable"
+    return "ok"
 
 
 def _error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -197,9 +221,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         if checks["database"] == "ok":
             pending = await asyncio.to_thread(migrate.pending_revisions, settings.app_database_url)
             checks["migrations"] = "ok" if not pending else f"{len(pending)} pending"
-        checks["workflow_engine"] = "ok" if request.app.state.worker else "not in this process"
+        checks["workflow_engine"] = await _workflow_engine_check()
         checks["note_engine"] = "ok" if runtime.note_engine_ready else "loading"
-        ready = all(v == "ok" or v == "not in this process" for v in checks.values())
+        ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             status_code=200 if ready else 503,
             content={"status": "ready" if ready else "not_ready", **checks},
@@ -209,11 +233,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def metrics_endpoint(request: Request) -> PlainTextResponse:
-        if request.app.state.worker:  # only a launched workflow engine can count its queues
-            try:
-                await queue_gauges.refresh(engine.queue_names(settings))
-            except Exception as error:  # the other figures are still worth a scrape
-                log.warning("queue depth unavailable", error_type=type(error).__name__)
+        try:
+            await queue_gauges.refresh(engine.client(), engine.queue_names(settings))
+        except Exception as error:  # the other figures are still worth a scrape
+            log.warning("queue depth unavailable", error_type=type(error).__name__)
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app

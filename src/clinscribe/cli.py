@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -48,15 +50,24 @@ def _startable_settings() -> Settings:
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: CLINSCRIBE_HOST (127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Default: CLINSCRIBE_PORT (8000)")] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also process consultations in this process (the default). With --no-worker "
+            "it only serves the API and the web app and queues work for `clinscribe worker` "
+            "processes.",
+        ),
+    ] = True,
 ) -> None:
-    """Run the HTTP API with an in-process worker."""
+    """Run the HTTP API and the web app, with an in-process worker unless --no-worker."""
     import uvicorn
 
     from clinscribe.app import create_app
 
-    settings = _startable_settings()
+    settings = _startable_settings() if worker else load_settings()
     uvicorn.run(
-        create_app(settings, run_worker=True),
+        create_app(settings, run_worker=worker),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
@@ -66,10 +77,13 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Process consultations only (no HTTP). Use with Postgres when scaling out.
+    """Process consultations only (no HTTP). Run several on PostgreSQL to scale out.
 
-    With the default SQLite databases run `clinscribe serve` alone: it already includes a
-    worker, and two processes on one SQLite file would duplicate work.
+    Each worker takes an executor id of its own (CLINSCRIBE_EXECUTOR_ID, or the first free
+    <hostname>-<n>) and heartbeats; the workflows of a worker silent for longer than
+    CLINSCRIBE_WORKER_LEASE_S (60 s) resume on a live one. On SQLite only one process may run
+    workflows: `clinscribe serve` alone, or `clinscribe serve --no-worker` beside one worker.
+    SIGTERM stops taking work and gives running consultations CLINSCRIBE_SHUTDOWN_GRACE_S.
     """
     from clinscribe.app import worker_lifecycle
     from clinscribe.logging import configure_logging
@@ -85,7 +99,15 @@ def worker() -> None:
         async with worker_lifecycle(settings, run_worker=True):
             await stop.wait()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ClinscribeError as error:
+        fail(error)
+    # Everything is closed; skip the interpreter's teardown of the note engine's large
+    # dictionaries (seconds of freeing objects) so a stopped worker exits at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()

@@ -201,7 +201,18 @@ class Settings(BaseSettings):
         description="DBOS application version; bump only with a workflow change that is "
         "incompatible with in-flight consultations",
     )
-    executor_id: str | None = None
+    executor_id: str | None = Field(
+        None,
+        description="DBOS executor id of this worker; default `local` on SQLite, the first "
+        "free `<hostname>-<n>` on PostgreSQL",
+    )
+    worker_lease_s: float = Field(
+        60.0,
+        ge=3,
+        le=3600,
+        description="PostgreSQL: a worker silent this long is taken for dead and its "
+        "unfinished workflows resume on a live worker",
+    )
     worker_concurrency: int = Field(2, ge=1, le=64)
     stt_concurrency: int = Field(
         4, ge=1, le=64, description="pieces of long recordings sent to the provider at once"
@@ -211,7 +222,11 @@ class Settings(BaseSettings):
     )
     chunk_overlap_s: float = Field(1.0, ge=0, le=10)
     shutdown_grace_s: float = Field(
-        20.0, ge=0, le=600, description="on SIGTERM, how long running consultations may finish"
+        20.0,
+        ge=0,
+        le=600,
+        description="on SIGTERM, how long a worker may take to stop: running consultations get "
+        "all but the last second to finish; what they leave resumes later",
     )
     events_poll_interval_s: float = Field(0.2, gt=0, le=5)
 

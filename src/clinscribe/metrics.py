@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
-from dbos import DBOS, DBOSClient, WorkflowStatusString
+from dbos import DBOSClient, WorkflowStatusString
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.engine import make_url
 
@@ -90,19 +90,19 @@ class QueueGauges:
         self._refreshed_at = float("-inf")
         self._lock = asyncio.Lock()
 
-    async def refresh(self, queues: Iterable[str]) -> None:
+    async def refresh(self, client: DBOSClient, queues: Iterable[str]) -> None:
         async with self._lock:  # a scrape storm waits for one query, then reads the cache
             if time.monotonic() - self._refreshed_at < self.ttl_s:
                 return
-            waiting, running = await _count_queued()
+            waiting, running = await _count_queued(client)
             for queue in {*queues, *waiting, *running}:  # known queues show 0, not nothing
                 QUEUE_DEPTH.labels(queue).set(waiting[queue])
                 QUEUE_RUNNING.labels(queue).set(running[queue])
             self._refreshed_at = time.monotonic()
 
 
-async def _count_queued() -> tuple[Tally[str], Tally[str]]:
-    rows = await DBOS.list_queued_workflows_async(
+async def _count_queued(client: DBOSClient) -> tuple[Tally[str], Tally[str]]:
+    rows = await client.list_queued_workflows_async(
         status=[WorkflowStatusString.ENQUEUED.value, WorkflowStatusString.PENDING.value],
         load_input=False,
         load_output=False,

@@ -39,11 +39,20 @@ def fake_stt_env(base_url: str) -> dict[str, str]:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    """``clinscribe serve`` (``args``: e.g. ``("serve", "--no-worker")`` for an API-only
+    process, or ``("worker",)`` for a worker, which has no HTTP and is ready once it logs
+    that it started)."""
+
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, *, args: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
+        self.args = args or ("serve",)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / "server.log"
+        # Processes sharing a data directory (an API and its workers) keep their own logs.
+        role = "" if self.args == ("serve",) else "-".join(self.args).replace("--", "")
+        self.log_path = data_dir / (f"{role}-{self.port}.log" if role else "server.log")
         self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         # Like production: encrypted at rest. One key per server (kept across restarts).
@@ -87,10 +96,12 @@ class ServerProcess:
     def start(self, timeout_s: float = 60.0, *, ready_path: str = "/readyz") -> None:
         """Start and wait until ``ready_path`` answers 200 (``/healthz``: alive, maybe unready)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.account  # noqa: B018  (migrates and provisions before the server starts)
+        if self.args[0] != "worker":
+            self.account  # noqa: B018  (migrates and provisions before the server starts)
         log = self.log_path.open("ab")
+        log_start = log.tell()  # a restart appends: only what this process writes counts
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "clinscribe.cli", "serve"],
+            [sys.executable, "-m", "clinscribe.cli", *self.args],
             cwd=self.data_dir,
             env=self._env(),
             stdout=log,
@@ -102,6 +113,11 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_text()[-3000:]}")
+            if self.args[0] == "worker":
+                if "worker started" in self.log_text()[log_start:]:
+                    return
+                time.sleep(0.1)
+                continue
             try:
                 if httpx.get(f"{self.base_url}{ready_path}", timeout=1).status_code == 200:
                     return

@@ -17,6 +17,7 @@ from clinscribe.models.webhook import (
     WebhookEvent,
     WebhookSubscription,
 )
+from clinscribe.models.worker import WorkerHeartbeat
 
 __all__ = [
     "ApiKey",
@@ -40,4 +41,5 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEvent",
     "WebhookSubscription",
+    "WorkerHeartbeat",
 ]

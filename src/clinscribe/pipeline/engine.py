@@ -1,19 +1,28 @@
 """The workflow engine of one process: DBOS configuration, launch, enqueue, retry, reconcile.
 
-One process is one DBOS executor. With SQLite, run exactly one process (``clinscribe serve``,
-which includes the worker): two executors on one SQLite file would "recover" each other's
-running workflows and pay providers twice.
+A worker process (``clinscribe serve`` or ``clinscribe worker``) is one DBOS executor with its
+own executor id (see ``workers.py``). An API-only process (``clinscribe serve --no-worker``)
+runs no workflows: it starts, inspects, retries and cancels them through a ``DBOSClient``, and
+so does every process outside a workflow, so both roles share one code path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowStatusString
+from dbos import (
+    DBOS,
+    DBOSClient,
+    DBOSConfig,
+    EnqueueOptions,
+    WorkflowStatus,
+    WorkflowStatusString,
+)
 from sqlalchemy.engine import make_url
 
 from clinscribe import metrics
@@ -55,8 +64,17 @@ def _system_engine(url: str) -> sa.Engine | None:
     return engine
 
 
-def _executor_id(settings: Settings) -> str:
-    return settings.executor_id or "local"
+APP_NAME = "clinscribe"
+_client: DBOSClient | None = None
+_client_engine: sa.Engine | None = None  # ours to dispose (SQLite only)
+_application_version = ""  # what this process enqueues under (set at start)
+
+
+def client() -> DBOSClient:
+    """This process's handle on the workflow engine (after ``start``)."""
+    if _client is None:
+        raise RuntimeError("the workflow engine is not started in this process")
+    return _client
 
 
 def queue_names(settings: Settings) -> list[str]:
@@ -64,25 +82,42 @@ def queue_names(settings: Settings) -> list[str]:
     return [QUEUE_NAME, stt_queue_name(settings.stt_provider), webhooks.QUEUE_NAME]
 
 
-def configure(settings: Settings) -> None:
-    """Create the DBOS instance for this process (call once, before launch)."""
+def configure(settings: Settings, executor_id: str) -> None:
+    """Create the DBOS instance of a worker process (call once, before launch)."""
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     config: DBOSConfig = {
-        "name": "clinscribe",
+        "name": APP_NAME,
         "system_database_url": settings.dbos_database_url,
         "application_version": settings.application_version,
         "notification_listener_polling_interval_sec": 0.1,
         "log_level": "WARNING",
     }
     # A stable executor id lets a restarted process recover its own unfinished workflows.
-    config["executor_id"] = _executor_id(settings)
+    config["executor_id"] = executor_id
     engine = _system_engine(settings.dbos_database_url)
     if engine is not None:
         config["system_database_engine"] = engine
     DBOS(config=config)
 
 
-async def launch(settings: Settings) -> None:
+async def start(settings: Settings, executor_id: str | None) -> None:
+    """Start this process's part of the engine: with an executor id, launch DBOS as a
+    worker; without, only create (or migrate) the system database for the client."""
+    global _client, _client_engine, _application_version
+    _application_version = settings.application_version
+    if executor_id is not None:
+        await _launch(settings, executor_id)
+    else:
+        await asyncio.to_thread(DBOS.migrate, settings.dbos_database_url)
+    _client_engine = _system_engine(settings.dbos_database_url)
+    _client = DBOSClient(
+        system_database_url=settings.dbos_database_url,
+        system_database_engine=_client_engine,
+        application_name=APP_NAME,
+    )
+
+
+async def _launch(settings: Settings, executor_id: str) -> None:
     """Start DBOS (recovers this executor's unfinished workflows) and register our queue.
 
     Launched on the running loop's own thread on purpose: DBOS then runs workflows on this
@@ -92,7 +127,7 @@ async def launch(settings: Settings) -> None:
     """
     to_recover = await metrics.count_workflows_to_recover(
         settings.dbos_database_url,
-        executor_id=_executor_id(settings),
+        executor_id=executor_id,
         application_version=settings.application_version,
     )
     DBOS.launch()
@@ -124,27 +159,71 @@ async def launch(settings: Settings) -> None:
     await retention.schedule(settings)
 
 
-def shutdown(grace_s: float = 0) -> None:
-    """Stop dequeuing, wait up to ``grace_s`` for running workflows, then stop DBOS."""
-    DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=int(grace_s))
+# Of a stopping worker's grace period, what stopping DBOS itself takes (it polls each second).
+_TEARDOWN_S = 1.0
+
+
+async def stop(runtime: Runtime, *, worker: bool, grace_s: float) -> int:
+    """Stop taking work and stop DBOS within ``grace_s``: running workflows get all of it but
+    the last second to finish, then are cancelled. A cancelled workflow stays PENDING and
+    resumes at its first unfinished step (on the next start, or on a live worker once this
+    one's seat is released). Returns how many were cut off."""
+    cut_off = 0
+    if worker:
+        # DBOS waits for running workflows itself, but then tears down the executor they
+        # run on, under them. So: cancel whatever still runs near the end of the grace
+        # period, while DBOS is still up (it would wait a little longer than that).
+        stopping = asyncio.ensure_future(
+            asyncio.to_thread(
+                DBOS.destroy,
+                destroy_registry=False,
+                workflow_completion_timeout_sec=math.ceil(grace_s) + 1,
+            )
+        )
+        done, _ = await asyncio.wait({stopping}, timeout=max(0.0, grace_s - _TEARDOWN_S))
+        if not done:
+            cut_off = await runtime.cancel_running_workflows()
+        await stopping
+    _close_client()  # briefly blocking: DBOS.destroy shut the loop's default executor down
+    return cut_off
+
+
+def _close_client() -> None:
+    global _client, _client_engine
+    if _client is not None:
+        _client.destroy()
+        _client = None
+    if _client_engine is not None:
+        _client_engine.dispose()
+        _client_engine = None
 
 
 async def enqueue(consultation_id: str) -> None:
     """Queue processing; idempotent because the workflow id is the consultation id."""
-    with SetWorkflowID(consultation_id):
-        await DBOS.enqueue_workflow_async(
-            QUEUE_NAME, workflow.process_consultation, consultation_id
-        )
+    options: EnqueueOptions = {
+        "queue_name": QUEUE_NAME,
+        "workflow_name": workflow.WORKFLOW_NAME,
+        "workflow_id": consultation_id,
+        "app_version": _application_version,
+    }
+    await client().enqueue_async(options, consultation_id)
+
+
+async def _status(workflow_id: str) -> WorkflowStatus | None:
+    found = await client().list_workflows_async(
+        workflow_ids=[workflow_id], load_input=False, load_output=False
+    )
+    return found[0] if found else None
 
 
 async def has_run(consultation_id: str) -> bool:
     """Whether a workflow was ever started for this id (ids are never reused)."""
-    return await DBOS.get_workflow_status_async(consultation_id) is not None
+    return await _status(consultation_id) is not None
 
 
 async def _children(consultation_id: str) -> list[str]:
     """Ids of the chunk workflows of a consultation (long recordings only)."""
-    children = await DBOS.list_workflows_async(
+    children = await client().list_workflows_async(
         workflow_id_prefix=chunk_workflow_id(consultation_id, 0)[:-4],
         load_input=False,
         load_output=False,
@@ -153,7 +232,7 @@ async def _children(consultation_id: str) -> list[str]:
 
 
 async def _first_unfinished_step(consultation_id: str) -> int:
-    steps = await DBOS.list_workflow_steps_async(consultation_id)
+    steps = await client().list_workflow_steps_async(consultation_id)
     failed = [s["function_id"] for s in steps if s["error"] is not None]
     if failed:
         return min(failed)
@@ -182,7 +261,7 @@ async def retry(runtime: Runtime, consultation_id: str) -> None:
             consultation.error_message or "",
             True,
         )
-    status = await DBOS.get_workflow_status_async(consultation_id)
+    status = await _status(consultation_id)
     if status is not None and status.status not in _FAILED_WORKFLOW_STATES | {
         WorkflowStatusString.SUCCESS.value
     }:
@@ -211,9 +290,9 @@ async def _rewind(runtime: Runtime, consultation_id: str) -> None:
     version = runtime.settings.application_version
     # Failed pieces of a long recording run again; finished pieces keep their checkpoints.
     for child in await _children(consultation_id):
-        child_status = await DBOS.get_workflow_status_async(child)
+        child_status = await _status(child)
         if child_status is not None and child_status.status in _FAILED_WORKFLOW_STATES:
-            await DBOS.rewind_workflow_async(
+            await client().rewind_workflow_async(
                 child,
                 start_step=await _first_unfinished_step(child),
                 queue_name=stt_queue_name(runtime.settings.stt_provider),
@@ -221,7 +300,7 @@ async def _rewind(runtime: Runtime, consultation_id: str) -> None:
             )
     start_step = await _first_unfinished_step(consultation_id)
     log.info("consultation retried", consultation_id=consultation_id, start_step=start_step)
-    await DBOS.rewind_workflow_async(
+    await client().rewind_workflow_async(
         consultation_id, start_step=start_step, queue_name=QUEUE_NAME, application_version=version
     )
 
@@ -256,7 +335,7 @@ async def reconcile(runtime: Runtime) -> int:
 
 
 async def _reconcile_one(runtime: Runtime, consultation_id: str, stage: str | None) -> int:
-    status = await DBOS.get_workflow_status_async(consultation_id)
+    status = await _status(consultation_id)
     if status is None:
         await enqueue(consultation_id)
         return 1
@@ -303,6 +382,6 @@ async def cancel(consultation_id: str) -> None:
         WorkflowStatusString.DELAYED.value,
     }
     for workflow_id in [consultation_id, *await _children(consultation_id)]:
-        status = await DBOS.get_workflow_status_async(workflow_id)
+        status = await _status(workflow_id)
         if status is not None and status.status in active:
-            await DBOS.cancel_workflow_async(workflow_id)
+            await client().cancel_workflow_async(workflow_id)
