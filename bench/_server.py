@@ -9,6 +9,7 @@ something goes wrong.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import shutil
@@ -88,6 +89,7 @@ class Server:
     data_dir: Path
     log_path: Path
     _log_file: IO[bytes] | None = field(repr=False, default=None)
+    env: dict[str, str] = field(repr=False, default_factory=dict)  # what it was started with
 
     @property
     def pid(self) -> int:
@@ -180,7 +182,7 @@ def start_server(
         stderr=subprocess.STDOUT,
         start_new_session=True,  # own process group: stop() kills children too
     )
-    server = Server(process, f"http://127.0.0.1:{port}", data_dir, log_path, log_file)
+    server = Server(process, f"http://127.0.0.1:{port}", data_dir, log_path, log_file, env)
     try:
         wait_healthy(server, startup_timeout_s)
     except BaseException:
@@ -220,6 +222,31 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+def create_api_key(server: Server, clinic: str = "Bench Clinic", name: str = "bench") -> str:
+    """A clinician API key made the way an operator makes one: `clinscribe users create-admin`
+    (which creates the clinic) then `clinscribe api-keys create`, against the server's data."""
+
+    def cli(*args: str, stdin: str = "") -> str:
+        done = subprocess.run(
+            [str(clinscribe_executable()), *args],
+            cwd=server.data_dir.parent,
+            env=server.env,
+            input=stdin.encode(),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+            raise ServerStartError(f"clinscribe {' '.join(args[:2])} failed:\n{output}")
+        return done.stdout.decode()
+
+    password = base64.urlsafe_b64encode(os.urandom(24)).decode()
+    cli("users", "create-admin", "--clinic", clinic, "--email", "bench@example.org",
+        "--password-stdin", stdin=password + "\n")  # fmt: skip
+    return cli("api-keys", "create", "--clinic", clinic, "--name", name).strip().splitlines()[-1]
 
 
 def rss_bytes(pid: int, *, include_children: bool = True) -> int:

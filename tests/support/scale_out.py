@@ -65,8 +65,21 @@ class Deployment:
         return ids
 
     def statuses(self, ids: list[str]) -> dict[str, str]:
+        """The status of each of ``ids``, read through the list endpoint (a page of 100 per
+        request keeps polling far below the per-key rate limit)."""
+        found: dict[str, str] = {}
+        cursor: str | None = None
         with self.api.client() as client:
-            return {cid: client.get(f"/api/consultations/{cid}").json()["status"] for cid in ids}
+            for _ in range(1000):
+                params = {"limit": "100"} | ({"cursor": cursor} if cursor else {})
+                response = client.get("/api/consultations", params=params)
+                response.raise_for_status()
+                page = response.json()
+                found |= {item["id"]: item["status"] for item in page["items"]}
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+        return {cid: found.get(cid, "missing") for cid in ids}
 
     def wait_all(self, ids: list[str], timeout_s: float) -> dict[str, str]:
         deadline = time.monotonic() + timeout_s
@@ -114,6 +127,28 @@ class Deployment:
                 (executor_id, [cid for cid in asked if cid]),
             ).fetchall()
         return [str(cid) for (cid,) in rows]
+
+    def transcribed(self) -> set[str]:
+        """Consultations whose transcription step has finished: its output is checkpointed."""
+        assert self.system_database is not None
+        with psycopg.connect(self.system_database) as db:
+            rows = db.execute(
+                "select distinct split_part(workflow_uuid, '-chunk-', 1) "
+                "from dbos.operation_outputs where function_name = 'transcribing_chunk' "
+                "and error is null and completed_at_epoch_ms is not null"
+            ).fetchall()
+        return {str(cid) for (cid,) in rows}
+
+    def sent_after(self, moment: float) -> dict[str, int]:
+        """Transcription requests per consultation that reached the provider after
+        ``moment`` (monotonic)."""
+        by_clip = {clip: cid for cid, clip in self.uploaded.items()}
+        counts: dict[str, int] = {}
+        for request in self.fake.transcription_requests():
+            cid = by_clip.get(request.file_sha256 or "")
+            if cid is not None and request.received_at > moment:
+                counts[cid] = counts.get(cid, 0) + 1
+        return counts
 
     def pending_on(self, executor_id: str) -> int:
         assert self.system_database is not None

@@ -7,7 +7,7 @@ Every /api endpoint except the operational ones takes :data:`PrincipalDep` (or
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -85,29 +85,38 @@ async def get_principal(request: Request) -> Principal:
     token = request.cookies.get(SESSION_COOKIE)
     if authorization is None and not token:
         raise Unauthenticated("Not signed in. " + _HOW_TO_AUTHENTICATE)
-    # Its own short transaction: the last-used time is committed at once and never holds a
-    # write lock while the endpoint works in its own session.
-    async with get_runtime(request).db.session() as session:
-        principal = await _authenticate(session, request, authorization, token, ip)
+    key = _bearer_key(authorization) if authorization is not None else None
+    recent = service.recent_api_keys.get(credentials.digest(key)) if key else None
+    if recent is not None:
+        principal = replace(recent, ip=ip)
+    else:
+        # Its own short transaction: the last-used time is committed at once and never holds
+        # a write lock while the endpoint works in its own session.
+        async with get_runtime(request).db.session() as session:
+            principal = await _authenticate(session, request, key, token, ip)
     check_limit(limits.per_principal, principal.actor_id or "", "for this key or user")
     return principal
+
+
+def _bearer_key(authorization: str) -> str:
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthenticated(
+            "The Authorization header must be 'Bearer <api key>'.", code="bad_authorization"
+        )
+    return key.strip()
 
 
 async def _authenticate(
     session: AsyncSession,
     request: Request,
-    authorization: str | None,
+    key: str | None,
     token: str | None,
     ip: str | None,
 ) -> Principal:
     now = utcnow()
-    if authorization is not None:
-        scheme, _, key = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise Unauthenticated(
-                "The Authorization header must be 'Bearer <api key>'.", code="bad_authorization"
-            )
-        return await service.authenticate_api_key(session, key.strip(), ip, now)
+    if key is not None:
+        return await service.authenticate_api_key(session, key, ip, now)
     assert token is not None
     found = await service.resolve_web_session(session, token, ip, now)
     if found is None:

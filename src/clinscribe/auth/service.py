@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,42 @@ from clinscribe.models import ApiKey, Clinic, Role, User, WebSession
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Writing last-used / last-seen times on every request would turn reads into writes.
 _TOUCH_EVERY = timedelta(minutes=1)
+
+
+class RecentApiKeys:
+    """API keys this process found valid in the last ``ttl_s`` seconds, by key hash.
+
+    An integration polling a consultation every second then costs one key lookup per few
+    seconds instead of one per request. A key revoked through this process stops working at
+    once; revoked through another process (or the CLI), within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float = 5.0, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl_s:
+            del self._entries[key_hash]
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic(), principal)
+
+    def forget(self, key_id: str) -> None:
+        for key_hash, (_, principal) in list(self._entries.items()):
+            if principal.actor_id == key_id:
+                del self._entries[key_hash]
+
+
+recent_api_keys = RecentApiKeys()
 
 SIGNIN_FAILED_MESSAGE = (
     "The email or password is wrong, or the account is locked for a while after repeated "
@@ -122,13 +159,15 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: st
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await record(session, principal, "api_key.revoked", api_key_id=row.id)
+    recent_api_keys.forget(row.id)
     return row
 
 
 async def authenticate_api_key(
     session: AsyncSession, key: str, ip: str | None, now: datetime
 ) -> Principal:
-    row = await repository.get_api_key_by_hash(session, credentials.digest(key))
+    key_hash = credentials.digest(key)
+    row = await repository.get_api_key_by_hash(session, key_hash)
     if row is None:
         raise Unauthenticated(
             "This API key is not valid. Check it was copied whole, or ask your clinic admin "
@@ -142,7 +181,7 @@ async def authenticate_api_key(
         )
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
         row.last_used_at = now
-    return Principal(
+    principal = Principal(
         actor_type="api_key",
         actor_id=row.id,
         label=f"api key {row.name}",
@@ -151,6 +190,8 @@ async def authenticate_api_key(
         role=Role(row.role),
         display_name=row.name,
     )
+    recent_api_keys.put(key_hash, principal)
+    return principal
 
 
 @dataclass(frozen=True)
