@@ -167,16 +167,18 @@ def test_sqlite_refuses_a_second_process_running_workflows(tmp_path: Path) -> No
         server.start()
         try:
             env = server._env()
-            result = subprocess.run(
-                [sys.executable, "-m", "clinscribe.cli", "worker"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert result.returncode == 2
-            assert "Another clinscribe process already runs workflows" in result.stderr
-            assert "move both databases to PostgreSQL" in result.stderr
+            for command in ("worker", "serve"):
+                result = subprocess.run(
+                    [sys.executable, "-m", "clinscribe.cli", command],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert result.returncode == 2, (command, result.stderr[-2000:])
+                assert "Another clinscribe process already runs workflows" in result.stderr
+                assert "move both databases to PostgreSQL" in result.stderr
+                assert "Traceback" not in result.stderr
             # The first process is unaffected.
             cid = server.upload(SHORT_WAV).json()["id"]
             assert server.wait_terminal(cid)["status"] == "completed"

@@ -66,6 +66,13 @@ def serve(
     from clinscribe.app import create_app
 
     settings = _startable_settings() if worker else load_settings()
+    if worker:
+        from clinscribe.pipeline.workers import check_sqlite_seat_free
+
+        try:
+            check_sqlite_seat_free(settings)
+        except ClinscribeError as error:
+            fail(error)
     uvicorn.run(
         create_app(settings, run_worker=worker),
         host=host or settings.host,

@@ -312,6 +312,16 @@ class _SqliteLock:
             self._file = None
 
 
+def check_sqlite_seat_free(settings: Settings) -> None:
+    """Fail now, with the message, when another process runs workflows on this SQLite
+    database (the seat itself is taken again when the worker starts)."""
+    url = make_url(settings.dbos_database_url)
+    if url.get_backend_name() == "sqlite":
+        lock = _SqliteLock(Path(url.database or "workflows.sqlite3").resolve())
+        lock.acquire()
+        lock.release()
+
+
 class Seat:
     """This process's place among the workers: its executor id, and either the heartbeat
     row (Postgres) or the file lock (SQLite) that keeps it exclusive."""
