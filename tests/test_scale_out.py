@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.openai_compat import FakeOpenAIServer
@@ -33,6 +34,13 @@ def _wait_until_busy(found: Deployment, executor_id: str, timeout_s: float = 60)
             return
         time.sleep(0.05)
     raise AssertionError(f"{executor_id} never started a transcription")
+
+
+def _figure(metrics: str, name: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} missing from /metrics")
 
 
 def _assert_no_finished_step_ran_twice(
@@ -72,6 +80,10 @@ def test_api_only_process_and_two_workers_share_the_work_and_survive_a_dead_work
         # The survivor finished what the dead worker had started: nothing is left on it.
         assert found.pending_on(victim) == 0
         assert "took over a stopped or silent worker's workflows" in first.log_text()
+        # The survivor's own metrics show the work and the take-over.
+        figures = httpx.get(f"{first.base_url}/metrics", timeout=10).text
+        assert _figure(figures, 'clinscribe_consultations_finished_total{status="completed"}') > 0
+        assert _figure(figures, "clinscribe_workflows_recovered_total") >= 1
         print(
             f"\n{count} consultations, worker {victim} SIGKILLed mid-transcription: all "
             f"completed {done_at - killed_at:.1f} s after the kill (lease {LEASE_S:.0f} s); "

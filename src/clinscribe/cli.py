@@ -83,8 +83,16 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
-    """Process consultations only (no HTTP). Run several on PostgreSQL to scale out.
+def worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics (stage durations, provider retries and errors, "
+            "workflows recovered) on this port of CLINSCRIBE_HOST. Default: none."
+        ),
+    ] = None,
+) -> None:
+    """Process consultations only (no API). Run several on PostgreSQL to scale out.
 
     Each worker takes an executor id of its own (CLINSCRIBE_EXECUTOR_ID, or the first free
     <hostname>-<n>) and heartbeats; the workflows of a worker silent for longer than
@@ -97,6 +105,10 @@ def worker() -> None:
 
     settings = _startable_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=settings.host)
 
     async def main() -> None:
         stop = asyncio.Event()

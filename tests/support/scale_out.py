@@ -203,6 +203,7 @@ def deployment(
     worker_processes = [ServerProcess(data_dir, settings, args=("worker",)) for _ in range(workers)]
     for worker in worker_processes:
         worker.encryption_key = api.encryption_key
+        worker.args = ("worker", "--metrics-port", str(worker.port))  # at worker.base_url
     found = Deployment(api, worker_processes, fake, app_database, system_database)
     try:
         api.start()
