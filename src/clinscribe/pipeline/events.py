@@ -93,11 +93,15 @@ class _Poller:
                     row = await repository.get_consultation(session, self.consultation_id)
                 if events:
                     self.after_id = events[-1].id
+                # Streams wake only for news: 200 open pages must not cost 200 wake-ups
+                # per interval while nothing happens.
+                news = bool(events) or row is None or row.is_terminal
                 for subscriber in self.subscribers:
                     subscriber.events.extend(events)
                     subscriber.row = row
                     subscriber.deleted = row is None
-                    subscriber.polled.set()
+                    if news:
+                        subscriber.polled.set()
         except Exception as error:  # the database failed: every stream ends with it
             _forget(self)
             for subscriber in self.subscribers:
@@ -158,10 +162,19 @@ async def status_events(
         last_sent = time.monotonic()
         deadline = time.monotonic() + max_duration_s
         while (left := deadline - time.monotonic()) > 0:
+            # Between changes, wake for the keep-alive (and a disconnect check) only. The
+            # server notices a client that left at once anyway (the response listens for it).
+            quiet_s = max(0.0, KEEPALIVE_S - (time.monotonic() - last_sent))
             try:
-                await asyncio.wait_for(subscriber.polled.wait(), timeout=left)
+                await asyncio.wait_for(subscriber.polled.wait(), timeout=min(left, quiet_s))
             except TimeoutError:
-                return
+                if deadline - time.monotonic() <= 0:
+                    return
+                last_sent = time.monotonic()
+                yield ": keep-alive\n\n"
+                if await is_disconnected():
+                    return
+                continue
             subscriber.polled.clear()
             if subscriber.error is not None:
                 raise subscriber.error
@@ -181,9 +194,6 @@ async def status_events(
             if not events and row.is_terminal:  # belt and braces: never outlive the work
                 yield format_event("status", _payload(row, None))
                 return
-            if time.monotonic() - last_sent > KEEPALIVE_S:
-                last_sent = time.monotonic()
-                yield ": keep-alive\n\n"
             if await is_disconnected():
                 return
     finally:
