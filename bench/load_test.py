@@ -1,6 +1,6 @@
 """Load test: status reads and live-event subscribers while consultations process.
 
-Starts `clinscribe serve` (SQLite, the in-process worker) with a fake OpenAI-compatible
+Starts `clinscribe serve` (SQLite, or PostgreSQL with `--postgres`) with a fake OpenAI-compatible
 speech-to-text provider that takes ``--stt-latency`` seconds per request (default: the
 measurement plus 8 s), so every consultation is still transcribing during the whole
 measurement. It makes a clinician API key with the CLI, uploads ``--consultations``
@@ -363,14 +363,21 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def stored_events(db_path: Path, ids: list[str]) -> dict[str, list[tuple[str, str | None]]]:
-    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        rows = connection.execute(
-            "SELECT consultation_id, status, stage FROM consultation_events ORDER BY id"
-        ).fetchall()
-    finally:
-        connection.close()
+def stored_events(
+    db_path: Path, ids: list[str], postgres_url: str | None = None
+) -> dict[str, list[tuple[str, str | None]]]:
+    query = "SELECT consultation_id, status, stage FROM consultation_events ORDER BY id"
+    if postgres_url is not None:
+        import psycopg
+
+        with psycopg.connect(postgres_url) as pg:
+            rows = pg.execute(query).fetchall()
+    else:
+        connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = connection.execute(query).fetchall()
+        finally:
+            connection.close()
     wanted = set(ids)
     per: dict[str, list[tuple[str, str | None]]] = {cid: [] for cid in ids}
     for cid, status, stage in rows:
@@ -475,9 +482,22 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "CLINSCRIBE_IP_REQUESTS_PER_MINUTE": str(RATE_LIMIT),
         "CLINSCRIBE_LOG_LEVEL": args.log_level,
     }
-    fake = server = None
+    fake = server = cluster = None
+    app_url: str | None = None
     loads: list[LoadProcess] = []
     try:
+        if args.postgres:
+            from tests.support.postgres import PostgresCluster, postgres_bin
+
+            bin_dir = postgres_bin()
+            if bin_dir is None:
+                raise SystemExit("--postgres needs Debian's postgresql package")
+            cluster = PostgresCluster(bin_dir)
+            cluster.start()
+            app_name, sys_name = cluster.create_database("app"), cluster.create_database("sys")
+            app_url = cluster.url(app_name, driver=False)
+            overrides["CLINSCRIBE_DATABASE_URL"] = cluster.url(app_name)
+            overrides["CLINSCRIBE_SYSTEM_DATABASE_URL"] = cluster.url(sys_name, driver=False)
         fake = FakeOpenAIServer(latency_s=stt_latency).start()
         overrides["CLINSCRIBE_OPENAI_STT__BASE_URL"] = fake.base_url
         server = srv.start_server(tmp, overrides, startup_timeout_s=args.startup_timeout)
@@ -521,7 +541,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 for a, b in zip(cpu0, cpu1, strict=True)
             ]
             sse_result = sse.wait_for("result", hold_s + 60)["result"]
-        stored = stored_events(server.data_dir / "clinscribe.sqlite3", ids)
+        stored = stored_events(server.data_dir / "clinscribe.sqlite3", ids, app_url)
         processing_during_window = get_result["statuses_seen"]
     except Exception:
         if server is not None:
@@ -533,6 +553,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         exit_code = server.stop() if server is not None else None
         if fake is not None:
             fake.stop()
+        if cluster is not None:
+            cluster.stop()
         if server is not None:
             server.save_log(args.server_log)
     log_errors = server.log_lines_matching("[error", "ERROR", "Traceback")
@@ -626,6 +648,11 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING", help="server log level (WARNING)")
     parser.add_argument("--startup-timeout", type=float, default=60, help="seconds (60)")
     parser.add_argument("--server-log", metavar="FILE", help="keep a copy of the server log")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="both databases on a private PostgreSQL server (Debian's) instead of SQLite",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--role", choices=["gets", "sse"], help=argparse.SUPPRESS)
     args = parser.parse_args()
