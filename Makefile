@@ -1,13 +1,14 @@
 # clinscribe developer commands. Needs Python 3.11+, make and git; nothing else.
 #   make run    install (once) and start the service on http://$CLINSCRIBE_HOST:$CLINSCRIBE_PORT
-#   make test   lint, type-check and run the test suite
+#   make test   lint, type-check and run the test suite (SQLite)
+#   make test-postgres   run the test suite again with both databases on PostgreSQL
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format bench clean help
+.PHONY: run test test-postgres lint format bench clean help
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -36,7 +37,12 @@ lint: $(DEV_STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A private PostgreSQL server on 127.0.0.1 (Debian's postgresql package) for the session;
+# tests that never touch a database (marked no_database) are not run again.
+test-postgres: $(DEV_STAMP)
+	CLINSCRIBE_TEST_DATABASE=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix src tests bench eval

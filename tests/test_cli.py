@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.openai_compat import FakeOpenAIServer
+from tests.support import backend
 from tests.support.audio import SHORT_WAV
 from tests.support.server import ServerProcess, fake_stt_env
 
@@ -76,9 +77,11 @@ def test_transcribe_refuses_non_audio_clearly(tmp_path: Path) -> None:
 
 
 def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
-    result = _run("db", "upgrade", env={"CLINSCRIBE_DATA_DIR": str(tmp_path / "d")}, cwd=tmp_path)
+    env = {"CLINSCRIBE_DATA_DIR": str(tmp_path / "d")} | backend.database_env(tmp_path / "d")
+    result = _run("db", "upgrade", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "d" / "clinscribe.sqlite3").is_file()
+    with backend.read_only(backend.data_dir_database_url(tmp_path / "d")) as db:
+        assert db.execute("select count(*) from consultations").fetchone() == (0,)
 
 
 @pytest.mark.slow
@@ -126,7 +129,7 @@ def test_a_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
 
 
 def test_doctor_reports_what_to_fix(tmp_path: Path) -> None:
-    base = {"CLINSCRIBE_DATA_DIR": str(tmp_path / "d")}
+    base = {"CLINSCRIBE_DATA_DIR": str(tmp_path / "d")} | backend.database_env(tmp_path / "d")
     assert _run("db", "upgrade", env=base, cwd=tmp_path).returncode == 0
     with FakeOpenAIServer(api_key="right-key") as fake:
         stt = {
@@ -177,7 +180,8 @@ def test_doctor_reports_what_to_fix(tmp_path: Path) -> None:
         env={
             "CLINSCRIBE_DATA_DIR": str(tmp_path / "fresh"),
             "CLINSCRIBE_LOCAL_STT__MODEL": "tiny.en",
-        },
+        }
+        | backend.database_env(tmp_path / "fresh"),
         cwd=tmp_path,
     )
     assert pending.returncode == 1 and "clinscribe db upgrade" in pending.stdout

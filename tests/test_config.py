@@ -9,6 +9,8 @@ from pydantic import BaseModel, ValidationError
 
 from clinscribe.config import Settings
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

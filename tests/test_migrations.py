@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -13,8 +11,8 @@ from clinscribe.db.engine import create_sync_engine
 from clinscribe.db.migrate import upgrade
 
 
-def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+def test_migrated_schema_matches_the_models(app_database_url: str) -> None:
+    url = app_database_url
     upgrade(url)
     engine = create_sync_engine(url)
     try:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
@@ -36,6 +36,7 @@ from clinscribe.pipeline.workers import Seat
 from clinscribe.security.body_limit import BodySizeLimitMiddleware
 from clinscribe.security.headers import SecurityHeadersMiddleware
 from clinscribe.security.keys import UNENCRYPTED_WARNING
+from clinscribe.security.text_input import reject_nul_characters
 from clinscribe.web.consultation_pages import router as consultation_pages_router
 from clinscribe.web.pages import router as pages_router
 from clinscribe.webhooks import delivery as webhook_delivery
@@ -66,6 +67,14 @@ async def worker_lifecycle(settings: Settings, *, run_worker: bool) -> AsyncIter
     if removed := runtime.audio.remove_abandoned_work():
         log.info("abandoned working copies removed", count=removed)
     set_runtime(runtime)
+    if run_worker and not settings.auto_migrate:
+        pending = await asyncio.to_thread(migrate.pending_revisions, settings.app_database_url)
+        if pending:
+            # Workflows would write to tables the database does not have yet. Serve the API
+            # (whose /readyz says why) and run none until `clinscribe db upgrade`.
+            log.error("database migrations are pending: this process runs no workflows; run "
+                      "`clinscribe db upgrade`, then restart it", pending=len(pending))  # fmt: skip
+            run_worker = False
     # A worker first takes its seat: an executor id of its own (and, on Postgres, a heartbeat).
     seat = await asyncio.to_thread(Seat.take, settings) if run_worker else None
     background: list[asyncio.Task[None]] = []
@@ -148,7 +157,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         configure_logging(settings.log_level, settings.log_format)
         async with worker_lifecycle(settings, run_worker=run_worker) as runtime:
             app.state.runtime = runtime
-            app.state.worker = run_worker
             app.state.limits = RequestLimits.from_settings(settings)
             yield
 
@@ -157,6 +165,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         version=__version__,
         summary="Consultation audio -> transcript -> clinical note, durably.",
         lifespan=lifespan,
+        dependencies=[Depends(reject_nul_characters)],
     )
     app.include_router(consultations_router)
     app.include_router(accounts_router)

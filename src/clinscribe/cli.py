@@ -17,7 +17,7 @@ import typer
 from clinscribe.accounts_cli import api_keys_app, keys_app, users_app
 from clinscribe.cli_common import fail, load_settings
 from clinscribe.config import Settings
-from clinscribe.errors import ClinscribeError
+from clinscribe.errors import ClinscribeError, ConfigurationError
 from clinscribe.evaluation.cli import eval_app
 
 app = typer.Typer(
@@ -105,6 +105,17 @@ def worker(
 
     settings = _startable_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if not settings.auto_migrate:
+        from clinscribe.db.migrate import pending_revisions
+
+        if pending := pending_revisions(settings.app_database_url):
+            fail(
+                ConfigurationError(
+                    f"The database is {len(pending)} migration(s) behind this version. Run "
+                    "`clinscribe db upgrade` (or set CLINSCRIBE_AUTO_MIGRATE=true), then start "
+                    "the worker again."
+                )
+            )
     if metrics_port is not None:
         from prometheus_client import start_http_server
 

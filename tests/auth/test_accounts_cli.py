@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sqlite3
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,13 +13,14 @@ from clinscribe.db.engine import Database
 from clinscribe.models import UtteranceRow
 from clinscribe.security.crypto import Keyring, is_encrypted_file, keyring_from_keys
 from tests.fakes.openai_compat import FakeOpenAIServer
+from tests.support import backend
 from tests.support.audio import SHORT_WAV
 from tests.support.server import ServerProcess, fake_stt_env
 from tests.test_cli import _run
 
 
 def test_create_admin_and_api_key_as_operators_script_them(tmp_path: Path) -> None:
-    env = {"CLINSCRIBE_DATA_DIR": str(tmp_path / "data")}
+    env = {"CLINSCRIBE_DATA_DIR": str(tmp_path / "data")} | backend.database_env(tmp_path / "data")
     created = _run(
         "users", "create-admin", "--clinic", "Asha Clinic", "--email", "Admin@Asha.org",
         "--password-stdin", env=env, stdin="a long enough password\n",
@@ -44,7 +44,7 @@ def test_create_admin_and_api_key_as_operators_script_them(tmp_path: Path) -> No
     assert key.returncode == 0, key.stderr
     secret = key.stdout.strip().splitlines()[-1]
     assert secret.startswith("csk_") and len(secret) > 40
-    database = sqlite3.connect(tmp_path / "data" / "clinscribe.sqlite3")
+    database = backend.read_only(backend.data_dir_database_url(tmp_path / "data"))
     (stored,) = database.execute("select key_hash from api_keys").fetchone()
     assert secret not in stored and len(stored) == 64  # only a hash is kept
     (hashed,) = database.execute("select password_hash from users").fetchone()
@@ -73,8 +73,8 @@ def test_production_refuses_to_start_without_a_key(tmp_path: Path) -> None:
     assert "not-a-key" not in bad.stdout + bad.stderr
 
 
-def _utterance_values(database: Path) -> list[str]:
-    with sqlite3.connect(database) as db:
+def _utterance_values(database: str) -> list[str]:
+    with backend.read_only(database) as db:
         return [text for (text,) in db.execute("select text from utterances")]
 
 
@@ -89,7 +89,7 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
             server.stop()
     old_key = server.encryption_key
     old = keyring_from_keys(old_key)
-    database = server.data_dir / "clinscribe.sqlite3"
+    database = server.database_url
     assert all(v.startswith(f"enc1:{old.current_key_id}:") for v in _utterance_values(database))
 
     new_key = _run("keys", "generate").stdout.strip()
@@ -97,7 +97,7 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
         "CLINSCRIBE_DATA_DIR": str(server.data_dir),
         "CLINSCRIBE_ENCRYPTION_KEY": new_key,
         "CLINSCRIBE_PREVIOUS_ENCRYPTION_KEYS": old_key,
-    }
+    } | backend.database_env(server.data_dir)
     rotated = _run("keys", "rotate", env=env)
     assert rotated.returncode == 0, rotated.stderr
     assert "2 audio files" in rotated.stdout
@@ -114,7 +114,7 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
 
     async def read_back() -> list[str]:
         use_keyring(new)
-        db = Database(f"sqlite:///{database}")
+        db = Database(database)
         try:
             async with db.session() as session:
                 return list((await session.scalars(select(UtteranceRow.text))).all())
@@ -127,7 +127,7 @@ def test_rotation_reencrypts_audio_and_text_with_the_new_key(tmp_path: Path) -> 
     # The service restarted with only the new key serves the consultation.
     server.encryption_key = new_key
     with FakeOpenAIServer() as fake:
-        server.extra_env = fake_stt_env(fake.base_url)
+        server.extra_env = server.extra_env | fake_stt_env(fake.base_url)
         server.start()
         try:
             with server.client() as client:
@@ -150,18 +150,19 @@ def test_rotation_encrypts_data_stored_before_a_key_was_set(tmp_path: Path) -> N
         finally:
             server.stop()
     assert "unencrypted" in server.log_text().lower()
-    database = server.data_dir / "clinscribe.sqlite3"
+    database = server.database_url
     audio = server.data_dir / "audio" / consultation_id / "audio.flac"
     assert not any(v.startswith("enc1:") for v in _utterance_values(database))
     assert audio.read_bytes()[:4] == b"fLaC"
 
     key = _run("keys", "generate").stdout.strip()
     env = {"CLINSCRIBE_DATA_DIR": str(server.data_dir), "CLINSCRIBE_ENCRYPTION_KEY": key}
+    env |= backend.database_env(server.data_dir)
     rotated = _run("keys", "rotate", env=env)
     assert rotated.returncode == 0, rotated.stderr
     keyring = keyring_from_keys(key)
     assert all(keyring.is_current(v) for v in _utterance_values(database))
-    with sqlite3.connect(database) as db:
+    with backend.read_only(database) as db:
         (patient_ref,) = db.execute("select patient_ref from consultations").fetchone()
     assert keyring.decrypt_text(patient_ref, purpose="consultations.patient_ref") == "P-77"
     assert is_encrypted_file(audio) and keyring.is_current_file(audio)

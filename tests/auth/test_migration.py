@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from clinscribe.db.migrate import pending_revisions, upgrade
+from tests.support import backend
 
 
+# Postgres: tests/test_postgres.py::test_accounts_migration_and_append_only_audit_on_postgres
+@pytest.mark.sqlite_only
 def test_existing_consultations_are_given_to_a_default_clinic(tmp_path: Path) -> None:
     path = tmp_path / "app.sqlite3"
     url = f"sqlite:///{path}"
@@ -44,8 +47,7 @@ def test_existing_consultations_are_given_to_a_default_clinic(tmp_path: Path) ->
             db.execute("delete from audit_events")
 
 
-def test_an_empty_database_gets_no_default_clinic(tmp_path: Path) -> None:
-    path = tmp_path / "app.sqlite3"
-    upgrade(f"sqlite:///{path}")
-    with sqlite3.connect(path) as db:
+def test_an_empty_database_gets_no_default_clinic(app_database_url: str) -> None:
+    upgrade(app_database_url)
+    with backend.read_only(app_database_url) as db:
         assert db.execute("select count(*) from clinics").fetchone() == (0,)

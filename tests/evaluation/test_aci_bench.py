@@ -25,6 +25,8 @@ from clinscribe.evaluation.aci_bench import (
 from clinscribe.evaluation.cli import eval_app
 from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 needs_data = pytest.mark.skipif(
     not split_path("test1").is_file(), reason=f"ACI-Bench not found in {DEFAULT_DATA_DIR}"
 )

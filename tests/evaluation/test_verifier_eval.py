@@ -12,6 +12,8 @@ from clinscribe.evaluation.cli import eval_app
 from clinscribe.evaluation.verifier_cases import CORRECT_KINDS, ERROR_KINDS, build_cases
 from clinscribe.evaluation.verifier_eval import evaluate
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 needs_data = pytest.mark.skipif(
     not split_path("train").is_file(), reason=f"ACI-Bench not found in {DEFAULT_DATA_DIR}"
 )

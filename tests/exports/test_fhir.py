@@ -36,6 +36,8 @@ from clinscribe.exports.fhir import FhirExportFailed, render_fhir
 from clinscribe.exports.text import render_text
 from tests.exports.sample import HINDI, MARKUP, TAMIL, draft_note, signed_note
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 NOW = datetime(2024, 5, 2, 9, 0, tzinfo=UTC)
 XHTML = "{http://www.w3.org/1999/xhtml}"
 R4B_MODELS: dict[str, Any] = {

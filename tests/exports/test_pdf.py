@@ -6,11 +6,15 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from clinscribe.exports.document import ExportedNote, ExportSection, Signature, pdf_filename
 from clinscribe.exports.fonts import core_fonts, packaged_fonts
 from clinscribe.exports.pdf import render_pdf
 from tests.exports.poppler import pdf_text, run, squeezed
 from tests.exports.sample import CODE_MIXED, HINDI, TAMIL, every_sentence, signed_note
+
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
 
 UNSUPPORTED = ExportSection("plan", "Plan", ("Telugu తెలుగు and an emoji 😀 here.",))
 

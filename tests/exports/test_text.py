@@ -20,6 +20,8 @@ from tests.exports.sample import (
     signed_note,
 )
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 SIGNED_LINE = "Electronically signed by Dr Priya Raman on 2024-05-01 11:05 UTC (version 3)."
 DRAFT_LINE = "DRAFT \u2013 not signed (version 2)."
 

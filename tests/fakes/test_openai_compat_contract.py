@@ -22,6 +22,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from .openai_compat import ChatReply, FakeFault, FakeOpenAIServer
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 API_KEY = "gsk_test_key"
 CHAT_MODEL = "llama-3.3-70b-versatile"
 MESSAGES: list[ChatCompletionMessageParam] = [

@@ -29,6 +29,8 @@ from sarvamai import (
 from .openai_compat import CANNED_CONSULTATION
 from .sarvam import FakeFault, FakeSarvamServer
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 API_KEY = "sk_test_sarvam"
 NO_RETRIES = {"max_retries": 0}  # the SDK retries 429/5xx twice by default
 

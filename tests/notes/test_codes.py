@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import simple_icd_10_cm as icd
 
 from clinscribe.notes.codes import SYNONYMS, suggest_codes
 from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence
 from clinscribe.notes.templates import APSO, SOAP
+
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
 
 
 def _draft(assessment: list[str], subjective: tuple[str, ...] = ()) -> NoteDraft:

@@ -12,6 +12,8 @@ from clinscribe.notes.extractive import build_note
 from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence, Utterance
 from clinscribe.notes.templates import SOAP
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 UTTERANCES = [
     Utterance("u1", 0.0, 2.0, "unknown", "Do you have any chest pain?"),
     Utterance("u2", 2.0, 4.0, "unknown", "No, no chest pain."),

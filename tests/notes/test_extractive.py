@@ -22,6 +22,8 @@ from clinscribe.notes.negation import answer_polarity, assertion
 from clinscribe.notes.spoken import clean_spoken
 from clinscribe.notes.templates import APSO, HISTORY_AND_PHYSICAL, PROGRESS, SOAP
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 ACI_TRAIN = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "aci-bench"
     / "challenge_data" / "train.csv"

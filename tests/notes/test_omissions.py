@@ -8,6 +8,8 @@ from clinscribe.notes.evidence import verify_note
 from clinscribe.notes.model import NoteDraft, NoteSection, NoteSentence, Utterance
 from clinscribe.notes.omissions import REASONS, find_omissions, salient_kind
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 UTTERANCES = [
     Utterance("u1", 0.0, 1.0, "doctor", "Hi, how are you today?"),
     Utterance("u2", 1.0, 2.0, "patient", "I've had a cough and a fever since Monday."),

@@ -15,6 +15,8 @@ from clinscribe.errors import InvalidAudio
 from clinscribe.pipeline.audio import convert_to_wav, inspect_audio
 from tests.support.audio import CONSULTATION_WAV, DATA, SHORT_WAV
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 SHORT_DURATION_S = 4.659
 NO_LIMIT_S = 3600.0
 

@@ -23,6 +23,8 @@ from clinscribe.pipeline.chunking import (
 from clinscribe.providers.stt.base import Segment
 from tests.support.audio import CONSULTATION_WAV
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 EPS = 1e-9
 RATE = 16_000
 # A word: (text, start, end) in seconds of the source recording.

@@ -11,6 +11,8 @@ from clinscribe.notes.model import Speaker
 from clinscribe.pipeline.speakers import assign_roles
 from clinscribe.providers.stt.base import Segment
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 CONSULTATION = Path(__file__).parent.parent / "data" / "consultation_en.json"
 
 # (true role, text) of a short consultation.

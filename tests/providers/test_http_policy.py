@@ -20,6 +20,8 @@ from clinscribe.providers.http import (
     with_retries,
 )
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 
 def groq_error(
     status: int, code: str | None, headers: dict[str, str] | None = None

@@ -11,6 +11,8 @@ from clinscribe.errors import UnsupportedLanguage
 from clinscribe.providers.stt.local_whisper import LocalWhisperSpeechToText
 from tests.support.audio import SHORT_WAV
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 SHORT_DURATION_S = 4.659
 
 

@@ -15,6 +15,8 @@ from clinscribe.providers.llm.base import ChatMessage
 from clinscribe.providers.llm.openai_compat import OpenAICompatibleChat
 from tests.fakes.openai_compat import FakeFault, FakeOpenAIServer
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 API_KEY = "gsk_test_key"
 FAST_RETRY = RetrySettings(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05)
 NOTE = json.dumps({"subjective": "Cough for a week, fever 38.2 degrees."})

@@ -24,6 +24,8 @@ from clinscribe.providers.stt.openai_compat import OpenAICompatibleSpeechToText
 from tests.fakes.openai_compat import FakeFault, FakeOpenAIServer
 from tests.support.audio import SHORT_WAV
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 API_KEY = "gsk_test_key"
 # What the fake "hears": if any of it shows up in an error message, PHI would leak into logs.
 SPOKEN = [(0.0, 1.6, " Have you had any fever, Mrs Okafor?"), (2.0, 4.26, "Yes, since yesterday.")]

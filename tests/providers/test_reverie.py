@@ -26,6 +26,8 @@ from tests.fakes.openai_compat import CANNED_CONSULTATION
 from tests.fakes.reverie import FakeFault, FakeReverieServer, job_answer
 from tests.support.audio import CONSULTATION_WAV, SHORT_WAV
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 API_KEY, APP_ID = "rev-key-123", "rev-app-456"
 FAST_RETRY = RetrySettings(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 POLL = {"poll_interval_s": 0.01, "max_poll_s": 5.0}

@@ -25,6 +25,8 @@ from tests.fakes.openai_compat import CANNED_CONSULTATION
 from tests.fakes.sarvam import FakeFault, FakeSarvamServer
 from tests.support.audio import CONSULTATION_WAV, DATA
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 API_KEY = "sk_test_sarvam"
 FAST_RETRY = RetrySettings(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 # REST timestamps are phrase chunks; the adapter joins them into utterances.

@@ -16,6 +16,8 @@ from clinscribe.errors import ConfigurationError
 from clinscribe.providers.stt import whisper_models
 from clinscribe.providers.stt.whisper_models import PACKAGED_MODELS, resolve_model_dir
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 BASE_SIZE = 145_217_532
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 

@@ -79,10 +79,10 @@ async def _state(db: Database) -> tuple[dict[str, datetime | None], list[tuple[s
         )
 
 
-def test_retention_deletes_when_due_and_not_before(tmp_path: Path) -> None:
+def test_retention_deletes_when_due_and_not_before(tmp_path: Path, app_database_url: str) -> None:
     keyring = keyring_from_keys(generate_key())
     use_keyring(keyring)
-    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    url = app_database_url
     upgrade(url)
     audio = AudioStore(tmp_path / "audio", tmp_path / "work", keyring)
     policy = RetentionSettings(audio_days_after_signed=30, unsigned_days=90)
@@ -133,9 +133,9 @@ def test_retention_deletes_when_due_and_not_before(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_disabled_policy_deletes_nothing(tmp_path: Path) -> None:
+def test_disabled_policy_deletes_nothing(tmp_path: Path, app_database_url: str) -> None:
     keyring = Keyring(None)
-    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    url = app_database_url
     upgrade(url)
     audio = AudioStore(tmp_path / "audio", tmp_path / "work", keyring)
 

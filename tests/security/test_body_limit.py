@@ -4,11 +4,14 @@ import json
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from starlette.types import Message, Receive, Scope, Send
 
 from clinscribe.security.body_limit import BodySizeLimitMiddleware
+
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
 
 LIMIT = 1024
 

@@ -25,6 +25,8 @@ from clinscribe.security.crypto import (
 )
 from tests.support.audio import SHORT_WAV
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 SEGMENT = 64
 HEADER = 28  # magic 8 + key id 16 + segment size 4
 SEALED_SEGMENT = SEGMENT + 12 + 16

@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from clinscribe.security.headers import DEFAULT_CSP, DOCS_CSP, SecurityHeadersMiddleware
+
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
 
 COMMON = {
     "x-content-type-options": "nosniff",

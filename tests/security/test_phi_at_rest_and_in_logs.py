@@ -19,7 +19,8 @@ import pytest
 from tests.support.audio import CONSULTATION_WAV
 from tests.support.server import ServerProcess
 
-pytestmark = pytest.mark.slow
+# Reads the raw bytes of the SQLite files (the Postgres pass skips it).
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 
 PATIENT_REF = "MRN-58213-KAVYA"
 TITLE = "Kavya Raman follow-up"

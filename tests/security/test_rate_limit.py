@@ -7,6 +7,8 @@ import pytest
 from clinscribe.errors import RateLimited
 from clinscribe.security.rate_limit import RateLimiter
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 
 class FakeClock:
     def __init__(self) -> None:

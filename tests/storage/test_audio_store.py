@@ -21,6 +21,8 @@ from tests.storage.conftest import S3Server, speech_windows
 from tests.storage.test_blobs import s3_settings
 from tests.support.audio import CONSULTATION_WAV, SHORT_WAV
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 PLAINTEXT_MARKS = (b"RIFF", b"fLaC", b"OggS")
 
 

@@ -15,6 +15,8 @@ from clinscribe.storage.s3 import S3BlobStore, StorageUnavailable
 from tests.storage.conftest import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 from tests.support.server import free_port
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 
 def s3_settings(endpoint_url: str, bucket: str, prefix: str = "") -> StorageSettings:
     return StorageSettings(

@@ -16,6 +16,7 @@ import httpx
 
 from clinscribe.models import Role
 from clinscribe.security.crypto import Keyring, generate_key, keyring_from_keys
+from tests.support import backend
 from tests.support.accounts import Account, bearer, provision
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -53,7 +54,8 @@ class ServerProcess:
         # Processes sharing a data directory (an API and its workers) keep their own logs.
         role = "" if self.args == ("serve",) else "-".join(self.args).replace("--", "")
         self.log_path = data_dir / (f"{role}-{self.port}.log" if role else "server.log")
-        self.extra_env = env or {}
+        # CLINSCRIBE_TEST_DATABASE=postgres: Postgres databases unless ``env`` names some.
+        self.extra_env = backend.server_databases(data_dir, env or {}) | (env or {})
         self.process: subprocess.Popen[bytes] | None = None
         # Like production: encrypted at rest. One key per server (kept across restarts).
         self.encryption_key = generate_key()
@@ -95,6 +97,7 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 60.0, *, ready_path: str = "/readyz") -> None:
         """Start and wait until ``ready_path`` answers 200 (``/healthz``: alive, maybe unready)."""
+        backend.check_allowed("a clinscribe server")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.args[0] != "worker":
             self.account  # noqa: B018  (migrates and provisions before the server starts)
@@ -177,7 +180,10 @@ class ServerProcess:
         """The server's keyring, to read encrypted values from its database in tests."""
         return keyring_from_keys(self.encryption_key)
 
-    def db(self) -> sqlite3.Connection:
-        """A read-only connection to the app database (SQLite mode)."""
+    def db(self) -> sqlite3.Connection | backend.ReadOnlyPostgres:
+        """A read-only connection to the app database: ``execute(sql, params)`` with ``?``
+        placeholders, on SQLite or (CLINSCRIBE_TEST_DATABASE=postgres) Postgres."""
+        if self.database_url.startswith("postgresql"):
+            return backend.read_only(self.database_url)
         path = self.data_dir / "clinscribe.sqlite3"
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)

@@ -10,6 +10,8 @@ import pytest
 
 from clinscribe.webhooks.addresses import WebhookUrlRefused, check, refusal
 
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
+
 ALLOW = "CLINSCRIBE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES=true"
 
 REFUSED_ADDRESSES = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -32,8 +31,8 @@ PATIENT_REF = "MRN-EVENTS-4417"
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+async def db(app_database_url: str) -> AsyncIterator[Database]:
+    url = app_database_url
     upgrade(url)
     database = Database(url)
     try:

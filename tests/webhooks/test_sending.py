@@ -6,12 +6,15 @@ import ipaddress
 import json
 
 import httpx
+import pytest
 
 from clinscribe.config import WebhookSettings
 from clinscribe.webhooks import signing
 from clinscribe.webhooks.addresses import Target
 from clinscribe.webhooks.delivery import body_of, retry_delay_s
 from clinscribe.webhooks.sending import Message, build_request
+
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
 
 MESSAGE = Message(
     url="https://hooks.example.org:8443/in?x=1",

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from clinscribe.webhooks import signing
 from tests.webhooks.receiver import documented_verify
+
+pytestmark = pytest.mark.no_database  # checked in tests/conftest.py
 
 SECRET = signing.new_secret()
 BODY = b'{"id":"e1","type":"note.signed","data":{"consultation_id":"c1"}}'
