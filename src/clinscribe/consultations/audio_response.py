@@ -11,7 +11,7 @@ from typing import BinaryIO
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from clinscribe.errors import BadRequest, ClinscribeError
+from clinscribe.errors import BadRequest, ClinscribeError, NotFound
 from clinscribe.storage.audio import AudioStore
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -78,6 +78,9 @@ class _StoredAudio(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             reader, size, media_type = await asyncio.to_thread(self._open)
+        except FileNotFoundError:  # deleted (retention, a delete) since the endpoint looked
+            await _error(AudioGone())(scope, receive, send)
+            return
         except ClinscribeError as error:  # storage unreachable: say so, like any endpoint error
             await _error(error)(scope, receive, send)
             return
@@ -101,6 +104,15 @@ class _StoredAudio(Response):
             await response(scope, receive, send)
         finally:
             reader.close()
+
+
+class AudioGone(NotFound):
+    code = "audio_not_found"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The audio is not available: not prepared yet, or deleted by the retention policy."
+        )
 
 
 def _error(error: ClinscribeError) -> Response:

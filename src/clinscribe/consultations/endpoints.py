@@ -18,7 +18,7 @@ from clinscribe.audit.service import record
 from clinscribe.auth.dependencies import PrincipalDep, RuntimeDep, SessionDep
 from clinscribe.auth.principal import Principal
 from clinscribe.consultations import repository, service
-from clinscribe.consultations.audio_response import audio_response
+from clinscribe.consultations.audio_response import AudioGone, audio_response
 from clinscribe.consultations.schemas import (
     CodeDecisionIn,
     ConsultationOut,
@@ -261,10 +261,7 @@ async def get_audio(
     if consultation.audio_deleted_at is not None or not await asyncio.to_thread(
         runtime.audio.has, consultation_id, "normalized"
     ):
-        raise NotFound(
-            "The audio is not available: not prepared yet, or deleted by the retention policy.",
-            code="audio_not_found",
-        )
+        raise AudioGone()
     if range_header is None or range_header.startswith("bytes=0-"):
         # One record per listening, not one per seek.
         await record(session, principal, "audio.played", consultation_id=consultation_id)

@@ -166,7 +166,10 @@ async def status_events(
             # server notices a client that left at once anyway (the response listens for it).
             quiet_s = max(0.0, KEEPALIVE_S - (time.monotonic() - last_sent))
             try:
-                await asyncio.wait_for(subscriber.polled.wait(), timeout=min(left, quiet_s))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that lands as the wait ends, and the stream would outlive its client.
+                async with asyncio.timeout(min(left, quiet_s)):
+                    await subscriber.polled.wait()
             except TimeoutError:
                 if deadline - time.monotonic() <= 0:
                     return
