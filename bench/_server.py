@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -323,6 +324,14 @@ class RssSampler:
     def peak(self, start: float = float("-inf"), end: float = float("inf")) -> int:
         window = [s.rss for s in self.between(start, end) if s.rss]
         return max(window) if window else 0
+
+
+def parse_ts(value: str) -> float:
+    """An API or SQLite timestamp (UTC, with or without zone) as epoch seconds."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def percentile(values: list[float], pct: float) -> float:

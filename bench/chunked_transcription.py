@@ -30,7 +30,6 @@ import sqlite3
 import sys
 import time
 import wave
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +64,6 @@ def build_consultation_wav(target: Path, minutes: float) -> float:
     return written / params.framerate
 
 
-def parse_ts(value: str) -> float:
-    """An API or SQLite timestamp (UTC, with or without zone) as epoch seconds."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
 def stage_seconds(db_path: Path, cid: str) -> dict[str, Any]:
     """Processing time and per-stage time of one consultation from consultation_events."""
     if not db_path.exists():
@@ -88,7 +79,7 @@ def stage_seconds(db_path: Path, cid: str) -> dict[str, Any]:
         return {"available": False, "reason": str(exc)}
     finally:
         connection.close()
-    events = [(status, stage, parse_ts(created)) for status, stage, created in rows]
+    events = [(status, stage, srv.parse_ts(created)) for status, stage, created in rows]
     started = next((t for s, _, t in events if s == "processing"), None)
     ended = next((t for s, _, t in events if s == "completed"), None)
     if started is None or ended is None:

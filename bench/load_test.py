@@ -39,7 +39,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +49,6 @@ import psutil
 TERMINAL = {"completed", "failed", "cancelled"}
 RATE_LIMIT = 1_000_000  # per minute, per key and per IP: far above what the bench sends
 TARGET_P99_MS = 50.0
-
-
-def parse_ts(value: str) -> float:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def stats_ms(values: list[float]) -> dict[str, float | None]:
@@ -412,7 +404,7 @@ def summarize_sse(
     errors = Counter(r["error"] for r in records if r["error"])
     first = [r["first_event_s"] for r in records if r["first_event_s"] is not None]
     lag = [
-        e[3] - parse_ts(e[2])
+        e[3] - srv.parse_ts(e[2])
         for r in records
         for e in r["events"][1:]
         if e[2] is not None and r["events"][0][2] != e[2]

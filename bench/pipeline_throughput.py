@@ -26,7 +26,6 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +42,6 @@ class Upload:
     status: int
     consultation_id: str | None
     error: str | None = None
-
-
-def parse_ts(value: str) -> float:
-    """An API or SQLite timestamp (UTC, with or without zone) as epoch seconds."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def stats_ms(values: list[float]) -> dict[str, float | None]:
@@ -153,7 +144,7 @@ def event_timings(db_path: Path, ids: set[str]) -> dict[str, Any]:
     per: dict[str, list[tuple[str, str | None, float]]] = {}
     for cid, status, stage, created in rows:
         if cid in ids:
-            per.setdefault(cid, []).append((status, stage, parse_ts(created)))
+            per.setdefault(cid, []).append((status, stage, srv.parse_ts(created)))
     queue_wait: list[float] = []
     processing: list[float] = []
     stages: dict[str, list[float]] = {}
@@ -252,9 +243,9 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     )
     completed = [item for item in latest.values() if item["status"] == "completed"]
     first_start = min(u.started for u in uploads)
-    ends = [parse_ts(item["completed_at"] or item["updated_at"]) for item in latest.values()]
+    ends = [srv.parse_ts(item["completed_at"] or item["updated_at"]) for item in latest.values()]
     last_end = max(ends) if ends else first_start
-    e2e = [parse_ts(i["completed_at"]) - parse_ts(i["created_at"]) for i in completed]
+    e2e = [srv.parse_ts(i["completed_at"]) - srv.parse_ts(i["created_at"]) for i in completed]
     provider = [r.finished_at - r.received_at for r in stt_requests if r.finished_at]
     provider_mean = statistics.fmean(provider) if provider else 0.0
     result: dict[str, Any] = {
