@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,8 +49,10 @@ log = structlog.get_logger("clinscribe.app")
 
 
 async def _load_note_engine(runtime: Runtime) -> None:
+    started = time.perf_counter()
     await asyncio.to_thread(warm_up_notes)
     runtime.note_engine_ready = True
+    log.info("note engine ready", seconds=round(time.perf_counter() - started, 1))
 
 
 @asynccontextmanager

@@ -4,9 +4,18 @@ The drug-name dictionary, the negation triggers and the ICD-10-CM code set take 
 seconds to load, once per process. Loaded lazily inside a pipeline step, that would stall
 the event loop (and every live progress stream) for those seconds; a worker loads them in a
 thread while it starts instead.
+
+Those dictionaries are about a million long-lived Python objects. Left to the garbage
+collector, every full collection walks all of them: about 0.4 s with the GIL held, during
+which no request is answered (it was the whole p99 of `bench/load_test.py`). Once they are
+loaded, the process's heap is frozen (`gc.freeze`): moved out of the collector's
+generations, so collections scan only what is allocated later. Done once per process.
 """
 
 from __future__ import annotations
+
+import gc
+import threading
 
 from clinscribe.notes.codes import suggest_codes
 from clinscribe.notes.evidence import verify_note
@@ -23,6 +32,21 @@ _SAMPLE = [
 ]
 
 
+_frozen = threading.Event()
+_freeze_lock = threading.Lock()
+
+
 def warm_up() -> None:
     draft = verify_note(build_note(_SAMPLE, SOAP), _SAMPLE)
     suggest_codes(draft, SOAP)
+    freeze_long_lived_heap()
+
+
+def freeze_long_lived_heap() -> None:
+    """Collect once, then exempt every surviving object from later collections (once)."""
+    with _freeze_lock:
+        if _frozen.is_set():
+            return
+        gc.collect()  # what is garbage now is freed, not frozen for the process's life
+        gc.freeze()
+        _frozen.set()
