@@ -67,6 +67,12 @@ def create_app_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
         # aiosqlite keeps a non-daemon thread per open connection: a pooled connection that
         # is never disposed keeps the process alive. Used where no dispose is guaranteed.
         kwargs = {"poolclass": NullPool}
+    elif _is_sqlite(url):
+        # Keep enough connections open for bursts (requests, live-event polls, steps): a
+        # connection past the pool's size is closed when returned, and opening one costs a
+        # thread start and four PRAGMAs on the event loop. That churn was most of the status
+        # reads' p99 under load (bench/load_test.py). An idle connection is one idle thread.
+        kwargs.update(pool_size=20, max_overflow=20)
     else:
         kwargs.update(pool_size=5, max_overflow=10)
     engine = create_async_engine(async_url(url), **kwargs)
