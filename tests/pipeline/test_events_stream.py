@@ -1,7 +1,8 @@
-"""The live status stream (SSE) in process against a real SQLite database: what one stream
-sends (current status, then every later change in order, deleted, terminal close, keep-alive,
-max duration, disconnect), and that any number of streams of one consultation share one
-poller: one events query per interval, started with the first stream, gone with the last."""
+"""The live status stream (SSE) in process against a real database (SQLite, or PostgreSQL in
+the Postgres pass): what one stream sends (current status, then every later change in order,
+deleted, terminal close, keep-alive, max duration, disconnect), and that any number of
+streams of any number of consultations share one poller: one events query per interval,
+started with the first stream, gone with the last."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -29,10 +29,9 @@ STAGES = ["preparing_audio", "transcribing", "writing_note", "verifying_note"]
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
-    upgrade(url)
-    database = Database(url)
+async def db(app_database_url: str) -> AsyncIterator[Database]:
+    upgrade(app_database_url)
+    database = Database(app_database_url)
     try:
         yield database
     finally:
@@ -171,9 +170,12 @@ async def test_keep_alive_max_duration_and_disconnect(
     assert sse._pollers == {}
 
 
-async def test_many_streams_share_one_poll_per_interval(db: Database) -> None:
+async def test_many_streams_of_many_consultations_share_one_poll_per_interval(
+    db: Database,
+) -> None:
     cid = await _consultation(db)
     other = await _consultation(db)
+    idle = [await _consultation(db) for _ in range(3)]  # watched, nothing happens to them
     runtime = _runtime(db)
     polls: list[str] = []
 
@@ -182,7 +184,7 @@ async def test_many_streams_share_one_poll_per_interval(db: Database) -> None:
             polls.append(statement)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    subscribers = 12  # within the connection pool (15): first reads never wait for one
+    subscribers = 12  # within the connection pool: first reads never wait for one
     ready: list[str] = []
 
     async def listen(consultation_id: str) -> list[tuple[str, Any]]:
@@ -194,7 +196,8 @@ async def test_many_streams_share_one_poll_per_interval(db: Database) -> None:
         return _parse(frames)
 
     started = asyncio.get_running_loop().time()
-    listeners = [asyncio.create_task(listen(cid if i % 2 else other)) for i in range(subscribers)]
+    watched = [cid if i % 2 else other for i in range(subscribers - len(idle))] + idle
+    listeners = [asyncio.create_task(listen(consultation_id)) for consultation_id in watched]
     try:
         # Every stream has sent the current status (first reads take a while on a busy
         # machine) before anything changes, so each must then send exactly the same changes.
@@ -203,8 +206,11 @@ async def test_many_streams_share_one_poll_per_interval(db: Database) -> None:
                 break
             await asyncio.sleep(0.01)
         assert len(ready) == subscribers
-        assert len(sse._pollers) == 2  # one per consultation, not per stream
+        assert list(sse._pollers) == [db]  # one poller, not one per stream or consultation
+        assert set(sse._pollers[db].watches) == {cid, other, *idle}
         await asyncio.gather(_run_pipeline(db, cid), _run_pipeline(db, other))
+        for consultation_id in idle:
+            await _progress(db, consultation_id, "cancelled", None)
         results = await asyncio.wait_for(asyncio.gather(*listeners), 10)
     finally:  # a failure must not leave streams running into the loop's teardown
         for listener in listeners:
@@ -213,10 +219,13 @@ async def test_many_streams_share_one_poll_per_interval(db: Database) -> None:
     elapsed = asyncio.get_running_loop().time() - started
     event.remove(db.engine.sync_engine, "before_cursor_execute", count)
 
-    assert all(_stages(parsed) == EXPECTED for parsed in results)
-    # Two pollers, one query each per interval (alone, each stream would poll by itself).
-    assert len(polls) <= 2 * (elapsed / INTERVAL_S + 2), (len(polls), elapsed)
-    assert len(polls) < subscribers * 2
+    busy = subscribers - len(idle)
+    assert all(_stages(parsed) == EXPECTED for parsed in results[:busy])
+    assert all(
+        _stages(parsed) == [("queued", None), ("cancelled", None)] for parsed in results[busy:]
+    )
+    # One query per interval for all of them (alone, each stream would poll by itself).
+    assert len(polls) <= elapsed / INTERVAL_S + 2, (len(polls), elapsed)
     assert sse._pollers == {}
 
 
@@ -229,11 +238,11 @@ async def test_a_late_stream_joins_the_running_poller_without_losing_changes(
     await asyncio.sleep(INTERVAL_S * 2)
     await _progress(db, cid, "processing", "preparing_audio")
     await asyncio.sleep(INTERVAL_S * 2)
-    poller = sse._pollers[(db, cid)]
+    poller = sse._pollers[db]
     late = asyncio.create_task(_listen(runtime, cid))
     await _progress(db, cid, "processing", "transcribing")  # may land before its first read
     await asyncio.sleep(INTERVAL_S * 2)
-    assert sse._pollers[(db, cid)] is poller and len(poller.subscribers) == 2
+    assert sse._pollers[db] is poller and len(poller.watches[cid].subscribers) == 2
     await _progress(db, cid, "completed", "finalizing")
     early_parsed, late_parsed = await asyncio.wait_for(asyncio.gather(early, late), 10)
     assert _stages(early_parsed) == [
@@ -256,7 +265,7 @@ async def test_a_stream_that_is_closed_early_leaves_the_poller(db: Database) -> 
     stream = sse.status_events(runtime, cid, _never_disconnected)
     assert (await anext(stream)).startswith("retry")
     assert (await anext(stream)).startswith("event: status")
-    poller = sse._pollers[(db, cid)]
+    poller = sse._pollers[db]
     await stream.aclose()  # what the server does when the client goes away mid-stream
     await asyncio.sleep(0)
     assert sse._pollers == {} and poller.task.cancelled()

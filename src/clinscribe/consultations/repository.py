@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -119,16 +120,35 @@ async def add_event(session: AsyncSession, consultation: Consultation) -> None:
 
 
 async def events_after(
-    session: AsyncSession, consultation_id: str, after_id: int
+    session: AsyncSession, consultation_ids: Collection[str], after_id: int
 ) -> list[ConsultationEvent]:
+    """The events of these consultations with an id above ``after_id``, oldest first."""
     query = (
         select(ConsultationEvent)
-        .where(ConsultationEvent.consultation_id == consultation_id)
+        .where(ConsultationEvent.consultation_id.in_(consultation_ids))
         .where(ConsultationEvent.id > after_id)
         .order_by(ConsultationEvent.id)
-        .limit(100)
     )
     return list((await session.scalars(query)).all())
+
+
+async def statuses_of(session: AsyncSession, consultation_ids: Collection[str]) -> dict[str, str]:
+    """The status of each of these consultations that still exists."""
+    query = select(Consultation.id, Consultation.status).where(
+        Consultation.id.in_(consultation_ids)
+    )
+    return {row.id: row.status for row in await session.execute(query)}
+
+
+async def get_consultations(
+    session: AsyncSession, consultation_ids: Collection[str]
+) -> dict[str, Consultation]:
+    query = (
+        select(Consultation)
+        .where(Consultation.id.in_(consultation_ids))
+        .execution_options(populate_existing=True)
+    )
+    return {row.id: row for row in await session.scalars(query)}
 
 
 async def last_event_id(session: AsyncSession, consultation_id: str) -> int:
