@@ -83,7 +83,7 @@ class ServerStartError(RuntimeError):
 
 @dataclass
 class Server:
-    """A running `clinscribe serve` subprocess."""
+    """A running `clinscribe serve` (or `clinscribe worker`) subprocess."""
 
     process: subprocess.Popen[bytes]
     base_url: str
@@ -155,27 +155,61 @@ def start_server(
     work_dir: Path,
     overrides: Mapping[str, str] | None = None,
     *,
+    args: tuple[str, ...] = ("serve",),
     startup_timeout_s: float = 60.0,
 ) -> Server:
-    """Start `clinscribe serve` with data in ``work_dir/data`` and wait for /healthz.
+    """Start `clinscribe serve` with data in ``work_dir/data`` and wait until it is ready.
 
-    ``work_dir`` is also the working directory, so no stray ``.env`` file is read.
+    ``work_dir`` is also the working directory, so no stray ``.env`` file is read. ``args``:
+    ``("serve", "--no-worker")`` for an API-only process (see :func:`start_worker`).
     """
     port = free_port()
-    data_dir = work_dir / "data"
-    log_path = work_dir / "server.log"
     env = server_env(
         {
-            "CLINSCRIBE_DATA_DIR": str(data_dir),
+            "CLINSCRIBE_DATA_DIR": str(work_dir / "data"),
             "CLINSCRIBE_HOST": "127.0.0.1",
             "CLINSCRIBE_PORT": str(port),
             "CLINSCRIBE_LOG_LEVEL": "INFO",
             **(overrides or {}),
         }
     )
+    server = _spawn(work_dir, args, env, f"http://127.0.0.1:{port}", "server.log")
+    try:
+        wait_ready(server, startup_timeout_s)
+    except BaseException:
+        server.stop(timeout_s=5)
+        raise
+    return server
+
+
+def start_worker(api: Server, *, startup_timeout_s: float = 60.0) -> Server:
+    """Start a `clinscribe worker` beside ``api`` (same data and settings) and wait until it
+    runs workflows and has loaded the note engine; its base URL serves its own /metrics."""
+    port = free_port()
+    worker = _spawn(
+        api.data_dir.parent,
+        ("worker", "--metrics-port", str(port)),
+        {**api.env, "CLINSCRIBE_LOG_LEVEL": "INFO"},  # it says when it is ready
+        f"http://127.0.0.1:{port}",
+        f"worker-{port}.log",
+    )
+    deadline = time.monotonic() + startup_timeout_s
+    ready = ("worker started", "note engine ready")
+    while not all(worker.log_lines_matching(line) for line in ready):
+        if worker.process.poll() is not None or time.monotonic() > deadline:
+            worker.stop(timeout_s=5)
+            raise ServerStartError(f"the worker did not start; log tail:\n{worker.log_tail()}")
+        time.sleep(0.1)
+    return worker
+
+
+def _spawn(
+    work_dir: Path, args: tuple[str, ...], env: dict[str, str], base_url: str, log_name: str
+) -> Server:
+    log_path = work_dir / log_name
     log_file = log_path.open("wb")
     process = subprocess.Popen(
-        [str(clinscribe_executable()), "serve"],
+        [str(clinscribe_executable()), *args],
         cwd=work_dir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -183,17 +217,15 @@ def start_server(
         stderr=subprocess.STDOUT,
         start_new_session=True,  # own process group: stop() kills children too
     )
-    server = Server(process, f"http://127.0.0.1:{port}", data_dir, log_path, log_file, env)
-    try:
-        wait_healthy(server, startup_timeout_s)
-    except BaseException:
-        server.stop(timeout_s=5)
-        raise
-    return server
+    return Server(process, base_url, work_dir / "data", log_path, log_file, env)
 
 
-def wait_healthy(server: Server, timeout_s: float) -> float:
-    """Poll /healthz until it answers 200; returns seconds waited."""
+def wait_ready(server: Server, timeout_s: float) -> float:
+    """Poll /readyz until it answers 200; returns seconds waited.
+
+    Ready, not only up: the note engine's dictionaries are loaded (seconds of CPU, then one
+    full garbage collection) before anything is measured.
+    """
     started = time.monotonic()
     deadline = started + timeout_s
     with loopback_client(timeout=2.0) as client:
@@ -204,11 +236,11 @@ def wait_healthy(server: Server, timeout_s: float) -> float:
                     f"log tail:\n{server.log_tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if client.get(f"{server.base_url}/healthz").status_code == 200:
+                if client.get(f"{server.base_url}/readyz").status_code == 200:
                     return time.monotonic() - started
             if time.monotonic() > deadline:
                 raise ServerStartError(
-                    f"/healthz did not answer within {timeout_s:.0f} s; log tail:\n"
+                    f"/readyz did not answer 200 within {timeout_s:.0f} s; log tail:\n"
                     f"{server.log_tail()}"
                 )
             time.sleep(0.1)

@@ -1,6 +1,8 @@
 """Load test: status reads and live-event subscribers while consultations process.
 
-Starts `clinscribe serve` (SQLite, or PostgreSQL with `--postgres`) with a fake OpenAI-compatible
+Starts `clinscribe serve` (SQLite, or PostgreSQL with `--postgres`; with `--split`, an
+API-only `serve --no-worker` that takes the load and one `clinscribe worker` that runs the
+workflows, in place of one process doing both) with a fake OpenAI-compatible
 speech-to-text provider that takes ``--stt-latency`` seconds per request (default: the
 measurement plus 8 s), so every consultation is still transcribing during the whole
 measurement. It makes a clinician API key with the CLI, uploads ``--consultations``
@@ -20,7 +22,7 @@ consultation_events table: everything after its first event, in order, up to the
 status. The server's rate limits (per key and per IP) are raised for the run; it says so.
 
     .venv/bin/python bench/load_test.py [--duration 30] [--rps 200] [--subscribers 200]
-        [--consultations 10] [--json]
+        [--consultations 10] [--split] [--postgres] [--json]
 """
 
 from __future__ import annotations
@@ -117,9 +119,11 @@ async def run_gets(cfg: dict[str, Any]) -> dict[str, Any]:
     latency: list[float] = []
     service: list[float] = []
     lag: list[float] = []  # due time -> taken by a connection: queueing on the client side
+    over_target: list[float] = []  # due time (s into the window) of each answer over target
     errors: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     due_queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+    t0 = 0.0  # the window's start: set before the first request is due
 
     async def connection_worker() -> None:
         conn = HttpConnection(host, port, headers)
@@ -140,6 +144,8 @@ async def run_gets(cfg: dict[str, Any]) -> dict[str, Any]:
                     conn.close()
                 done = time.perf_counter()
                 latency.append(done - due)
+                if done - due > TARGET_P99_MS / 1000:
+                    over_target.append(due - t0)
                 service.append(done - sent)
         finally:
             conn.close()
@@ -190,6 +196,9 @@ async def run_gets(cfg: dict[str, Any]) -> dict[str, Any]:
         "errors": dict(errors),
         "error_count": sum(errors.values()),
         "statuses_seen": dict(statuses),
+        # A noisy neighbour shows as slow seconds throughout, a pause as a few bunched ones.
+        "over_target": len(over_target),
+        "seconds_with_over_target": len({int(t) for t in over_target}),
     }
 
 
@@ -474,7 +483,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "CLINSCRIBE_IP_REQUESTS_PER_MINUTE": str(RATE_LIMIT),
         "CLINSCRIBE_LOG_LEVEL": args.log_level,
     }
-    fake = server = cluster = None
+    fake = server = worker = cluster = None
     app_url: str | None = None
     loads: list[LoadProcess] = []
     try:
@@ -492,7 +501,14 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             overrides["CLINSCRIBE_SYSTEM_DATABASE_URL"] = cluster.url(sys_name, driver=False)
         fake = FakeOpenAIServer(latency_s=stt_latency).start()
         overrides["CLINSCRIBE_OPENAI_STT__BASE_URL"] = fake.base_url
-        server = srv.start_server(tmp, overrides, startup_timeout_s=args.startup_timeout)
+        server = srv.start_server(
+            tmp,
+            overrides,
+            args=("serve", "--no-worker") if args.split else ("serve",),
+            startup_timeout_s=args.startup_timeout,
+        )
+        if args.split:
+            worker = srv.start_worker(server, startup_timeout_s=args.startup_timeout)
         key = srv.create_api_key(server)
         # One untimed consultation with an instant provider first: the worker loads the note
         # engine's dictionaries (seconds of CPU) at start, and the first note finishes that.
@@ -525,6 +541,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         with srv.RssSampler(server.pid, 0.25) as rss:
             gets.wait_for("started", 60)
             pids = [server.pid, gets.process.pid, sse.process.pid]
+            pids += [worker.pid] if worker is not None else []
             cpu0, wall0 = [cpu_seconds(pid) for pid in pids], time.monotonic()
             get_result = gets.wait_for("result", args.duration + 90)["result"]
             cpu1, wall1 = [cpu_seconds(pid) for pid in pids], time.monotonic()
@@ -543,13 +560,17 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         for load in loads:
             load.stop()
         exit_code = server.stop() if server is not None else None
+        if worker is not None:
+            worker.stop()
         if fake is not None:
             fake.stop()
         if cluster is not None:
             cluster.stop()
         if server is not None:
             server.save_log(args.server_log)
-    log_errors = server.log_lines_matching("[error", "ERROR", "Traceback")
+    needles = ("[error", "ERROR", "Traceback")
+    log_errors = server.log_lines_matching(*needles)
+    log_errors += worker.log_lines_matching(*needles) if worker is not None else []
     sse_summary = summarize_sse(sse_result["records"], stored)
     final_statuses = Counter(events[-1][0] if events else "none" for events in stored.values())
     return {
@@ -567,7 +588,10 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "get_statuses_seen": processing_during_window,
         "sse": sse_summary,
         "final_statuses": dict(final_statuses),
+        "postgres": args.postgres,
+        "processes": "api-only serve + 1 worker" if args.split else "1 serve (api + worker)",
         "server_cpu_percent": cpu_percent[0],
+        "worker_cpu_percent": cpu_percent[3] if worker is not None else None,
         "load_cpu_percent": {"gets": cpu_percent[1], "sse": cpu_percent[2]},
         "host_load_avg_1m": round(os.getloadavg()[0], 2),
         "server_peak_rss_mib": srv.mib(rss.peak()),
@@ -595,6 +619,7 @@ def summary(r: dict[str, Any]) -> str:
         f"{r['consultations']} consultations transcribing (fake STT {r['stt_latency_s']:g} s per "
         f"request), {r['subscribers']} SSE subscribers, GET at {r['target_rps']:g}/s for "
         f"{r['duration_s']:g} s; all on 127.0.0.1, {r['host_cpus']} CPUs",
+        f"processes: {r['processes']}, {'PostgreSQL' if r['postgres'] else 'SQLite'}",
         f"rate limits raised for the bench: CLINSCRIBE_API_REQUESTS_PER_MINUTE and "
         f"CLINSCRIBE_IP_REQUESTS_PER_MINUTE = {r['rate_limits_per_minute']}",
         "",
@@ -607,6 +632,8 @@ def summary(r: dict[str, Any]) -> str:
         "",
         f"GET: {g['answered']}/{g['requests']} answered, {g['achieved_rps']}/s, "
         f"errors {g['error_count']} {g['errors'] or ''}; statuses seen {r['get_statuses_seen']}",
+        f"GET answers over {TARGET_P99_MS:g} ms: {g['over_target']}, in "
+        f"{g['seconds_with_over_target']} of the window's {r['duration_s']:g} seconds",
         f"SSE: {s['connected']}/{s['subscribers']} got a first event "
         f"({r['subscribers_ready_after_upload_s']} s after the uploads), "
         f"{s['terminal_received']} got the terminal status, {s['complete_and_in_order']} got "
@@ -615,6 +642,11 @@ def summary(r: dict[str, Any]) -> str:
         f"consultations ended {r['final_statuses']}",
         f"load generators' CPU {r['load_cpu_percent']} %, host load average "
         f"{r['host_load_avg_1m']} (other processes compete for the same CPUs)",
+        (
+            f"worker: CPU {r['worker_cpu_percent']} % during the GET window"
+            if r["worker_cpu_percent"] is not None
+            else "worker: in the server process"
+        ),
         f"server: CPU {r['server_cpu_percent']} % during the GET window, peak RSS "
         f"{r['server_peak_rss_mib']} MiB, exit code {r['server_exit_code']}, log error lines "
         f"{r['server_log_error_lines']}",
@@ -644,6 +676,11 @@ def main() -> None:
         "--postgres",
         action="store_true",
         help="both databases on a private PostgreSQL server (Debian's) instead of SQLite",
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="`serve --no-worker` answers the load; one `clinscribe worker` runs the workflows",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--role", choices=["gets", "sse"], help=argparse.SUPPRESS)
