@@ -107,11 +107,15 @@ def max_in_flight(spans: list[tuple[float, float]]) -> int:
 
 
 def upload_and_wait(
-    server: srv.Server, wav: Path, timeout_s: float, poll_s: float
+    server: srv.Server, key: str, wav: Path, timeout_s: float, poll_s: float
 ) -> dict[str, Any]:
     api = f"{server.base_url}/api/consultations"
     deadline = time.monotonic() + timeout_s
-    with srv.loopback_client(timeout=60.0) as client, wav.open("rb") as handle:
+    headers = {"Authorization": f"Bearer {key}"}
+    with (
+        srv.loopback_client(timeout=60.0, headers=headers) as client,
+        wav.open("rb") as handle,
+    ):
         t0 = time.monotonic()
         response = client.post(
             api,
@@ -164,7 +168,8 @@ def one_run(
             },
             startup_timeout_s=args.startup_timeout,
         )
-        outcome = upload_and_wait(server, wav, args.timeout, args.poll_interval)
+        key = srv.create_api_key(server)
+        outcome = upload_and_wait(server, key, wav, args.timeout, args.poll_interval)
         if outcome["status"] != "completed":
             print(
                 f"--- server log tail (concurrency {concurrency}, status {outcome['status']}) "

@@ -97,8 +97,10 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             },
             startup_timeout_s=args.startup_timeout,
         )
+        key = srv.create_api_key(server)
         api = f"{server.base_url}/api/consultations"
-        with srv.loopback_client(timeout=30.0) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        with srv.loopback_client(timeout=30.0, headers=headers) as client:
             # Warm-up: one small consultation through the whole pipeline.
             short = (srv.DATA / "short_en.wav").read_bytes()
             response = client.post(api, files={"audio": ("short.wav", short, "audio/wav")})
