@@ -525,4 +525,5 @@ def test_the_service_writes_the_note_with_the_llm(tmp_path: Path) -> None:
     assert all(evidence and set(evidence) <= ids for evidence in cited)
     assert request.json is not None and request.json["response_format"]["type"] == "json_object"
     log = server.log_text().lower()
-    assert "amoxicillin" not in log and "38.2" not in log  # no transcript or note text
+    # No transcript or note text ("38.2" alone also matches a timestamp's seconds).
+    assert "amoxicillin" not in log and "38.2 degrees" not in log
