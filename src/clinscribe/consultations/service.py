@@ -35,6 +35,7 @@ from clinscribe.pipeline.audio import AudioInfo, inspect_audio
 from clinscribe.pipeline.runtime import Runtime
 from clinscribe.providers.llm.openai_compat import OpenAICompatibleChat
 from clinscribe.providers.registry import check_language
+from clinscribe.security.text_input import NulInText, has_nul
 from clinscribe.webhooks.events import emit_consultation_event
 
 log = structlog.get_logger("clinscribe.consultations")
@@ -76,6 +77,8 @@ async def receive_upload(
         fields = upload.fields
         language = check_language(settings, fields.get("language") or settings.default_language)
         template = runtime.templates.get(fields.get("template") or settings.default_template).key
+        if any(has_nul(value) for value in fields.values()):
+            raise NulInText()
         for name, limit in _MAX_TEXT_FIELD.items():
             if len(fields.get(name) or "") > limit:
                 raise BadRequest(f"'{name}' is longer than {limit} characters.", code="too_long")
