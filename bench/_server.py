@@ -32,6 +32,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 MB = 1024 * 1024
+TERMINAL = frozenset({"completed", "failed", "cancelled"})  # a consultation's final statuses
 
 # Proxy settings from the caller's shell must not send loopback traffic anywhere else.
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -255,6 +256,18 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+def wait_terminal(
+    client: httpx.Client, base_url: str, cid: str, timeout_s: float
+) -> dict[str, Any]:
+    """Poll a consultation every 0.1 s until it ends or ``timeout_s`` passes; its last body."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body: dict[str, Any] = client.get(f"{base_url}/api/consultations/{cid}").json()
+        if body.get("status") in TERMINAL or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
 
 
 def create_api_key(server: Server, clinic: str = "Bench Clinic", name: str = "bench") -> str:

@@ -35,7 +35,6 @@ from typing import Any
 
 import _server as srv
 
-TERMINAL = {"completed", "failed", "cancelled"}
 API_KEY, APP_ID = "bench-rev-key", "bench-rev-app"
 _BLOCK_FRAMES = 65_536  # ~4 s of audio per read/write
 
@@ -130,7 +129,7 @@ def upload_and_wait(
         body: dict[str, Any] = {}
         while time.monotonic() < deadline:
             body = client.get(f"{api}/{cid}").json()
-            if body.get("status") in TERMINAL:
+            if body.get("status") in srv.TERMINAL:
                 break
             time.sleep(poll_s)
         seen = time.monotonic()

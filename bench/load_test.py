@@ -48,7 +48,6 @@ import _server as srv
 import httpx
 import psutil
 
-TERMINAL = {"completed", "failed", "cancelled"}
 RATE_LIMIT = 1_000_000  # per minute, per key and per IP: far above what the bench sends
 TARGET_P99_MS = 50.0
 
@@ -240,7 +239,7 @@ async def subscribe(
                             record["events"].append(
                                 [body["status"], body["stage"], body["updated_at"], arrived]
                             )
-                            if body["status"] in TERMINAL:
+                            if body["status"] in srv.TERMINAL:
                                 record["terminal"] = True
                         else:
                             record["events"].append([event, None, None, arrived])
@@ -451,17 +450,6 @@ def upload_consultations(base_url: str, key: str, count: int) -> list[str]:
     return ids
 
 
-def wait_terminal(base_url: str, key: str, cid: str, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    headers = {"Authorization": f"Bearer {key}"}
-    with srv.loopback_client(base_url=base_url, headers=headers, timeout=30) as client:
-        while True:
-            status = str(client.get(f"/api/consultations/{cid}").json()["status"])
-            if status in TERMINAL or time.monotonic() > deadline:
-                return status
-            time.sleep(0.1)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     return srv.in_temp_dir("clinscribe-bench-load-", measure, args)
 
@@ -514,7 +502,9 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         # engine's dictionaries (seconds of CPU) at start, and the first note finishes that.
         fake.latency_s = 0.0
         warmup = upload_consultations(server.base_url, key, 1)[0]
-        warmup_status = wait_terminal(server.base_url, key, warmup, 120.0)
+        with srv.loopback_client(headers={"Authorization": f"Bearer {key}"}) as client:
+            warmup_body = srv.wait_terminal(client, server.base_url, warmup, 120.0)
+        warmup_status = str(warmup_body.get("status"))
         fake.latency_s = stt_latency
         ids = upload_consultations(server.base_url, key, args.consultations)
         uploaded_at = time.monotonic()

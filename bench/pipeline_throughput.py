@@ -36,7 +36,6 @@ from typing import Any
 import _server as srv
 import httpx
 
-TERMINAL = {"completed", "failed", "cancelled"}
 RATE_LIMIT = 1_000_000  # per minute, per key and per IP: far above what the bench sends
 
 
@@ -118,7 +117,7 @@ async def wait_all_terminal(
         for item in await list_all(client, api):
             if item["id"] in ids:
                 latest[item["id"]] = item
-        done = sum(1 for item in latest.values() if item["status"] in TERMINAL)
+        done = sum(1 for item in latest.values() if item["status"] in srv.TERMINAL)
         if done == len(ids) or time.monotonic() > deadline:
             return latest
         await asyncio.sleep(interval_s)
@@ -128,7 +127,7 @@ async def wait_one(client: httpx.AsyncClient, api: str, cid: str, timeout_s: flo
     deadline = time.monotonic() + timeout_s
     while True:
         status = str((await client.get(f"{api}/{cid}")).json()["status"])
-        if status in TERMINAL or time.monotonic() > deadline:
+        if status in srv.TERMINAL or time.monotonic() > deadline:
             return status
         await asyncio.sleep(0.1)
 

@@ -28,8 +28,6 @@ from typing import Any
 import _server as srv
 import psutil
 
-TERMINAL = {"completed", "failed", "cancelled"}
-
 
 def build_long_wav(target: Path, size_bytes: int) -> tuple[int, float]:
     """Write a WAV of about ``size_bytes`` by repeating the test consultation; stream, never
@@ -53,15 +51,6 @@ def build_long_wav(target: Path, size_bytes: int) -> tuple[int, float]:
             out.writeframesraw(frames[:rest])
             written += rest
     return target.stat().st_size, written / frame_bytes / params.framerate
-
-
-def wait_terminal(client: Any, base_url: str, cid: str, timeout_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body: dict[str, Any] = client.get(f"{base_url}/api/consultations/{cid}").json()
-        if body.get("status") in TERMINAL or time.monotonic() > deadline:
-            return body
-        time.sleep(0.1)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,7 +97,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 raise RuntimeError(
                     f"warm-up upload answered {response.status_code}: {response.text}"
                 )
-            warm = wait_terminal(client, server.base_url, response.json()["id"], 60.0)
+            warm = srv.wait_terminal(client, server.base_url, response.json()["id"], 60.0)
             result["warmup_status"] = warm.get("status")
 
             time.sleep(1.0)
